@@ -1,0 +1,161 @@
+//! Errors and warnings about a topology, with where they are and what to do.
+
+use std::fmt::Write as _;
+
+use crate::source::{Position, SourceFile};
+
+/// How serious a finding is: errors make the topology invalid, warnings do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The topology cannot be used.
+    Error,
+    /// The topology works but is probably not what was meant.
+    Warning,
+}
+
+/// One finding about the topology, pointing at the place in the file it is about.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Diagnostic {
+    /// Error or warning.
+    pub severity: Severity,
+    /// Where in the file; [`Position::UNKNOWN`] for the file as a whole.
+    #[serde(skip)]
+    pub position: Position,
+    /// What is wrong, lowercase, no trailing period.
+    pub message: String,
+    /// What was expected instead, when that can be said.
+    pub expected: Option<String>,
+    /// What the user can do about it.
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    /// An error at `position`.
+    pub fn error(position: Position, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Error,
+            position,
+            message: message.into(),
+            expected: None,
+            hint: None,
+        }
+    }
+
+    /// A warning at `position`.
+    pub fn warning(position: Position, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(position, message)
+        }
+    }
+
+    /// Adds what was expected.
+    pub fn expected(&mut self, expected: impl Into<String>) -> &mut Diagnostic {
+        self.expected = Some(expected.into());
+        self
+    }
+
+    /// Adds a hint.
+    pub fn hint(&mut self, hint: impl Into<String>) -> &mut Diagnostic {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Renders the diagnostic as the user reads it: the message, `--> file:line:col`,
+    /// the source line with a caret, then `= expected` and `= hint` lines.
+    pub fn render(&self, source: &SourceFile) -> String {
+        let label = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let mut out = format!("{label}: {}\n", self.message);
+        let _ = writeln!(out, "  --> {}", source.locate(self.position));
+        if let Some(line) = source.line(self.position.line) {
+            let number = self.position.line.to_string();
+            let gutter = " ".repeat(number.len());
+            let caret_offset = usize::try_from(self.position.column.saturating_sub(1)).unwrap_or(0);
+            let pad: String = line
+                .chars()
+                .take(caret_offset)
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            let _ = writeln!(out, "{gutter} |");
+            let _ = writeln!(out, "{number} | {line}");
+            let _ = writeln!(out, "{gutter} | {pad}^");
+        }
+        if let Some(expected) = &self.expected {
+            let _ = writeln!(out, "  = expected: {expected}");
+        }
+        if let Some(hint) = &self.hint {
+            let _ = writeln!(out, "  = hint: {hint}");
+        }
+        out
+    }
+}
+
+/// All findings about one topology file, in file order.
+#[derive(Debug, Clone, Default)]
+pub struct Diagnostics {
+    items: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    /// Adds a finding.
+    pub fn push(&mut self, diagnostic: Diagnostic) {
+        self.items.push(diagnostic);
+    }
+
+    /// Adds a finding and returns it so the caller can add an expectation or a hint.
+    pub fn push_mut(&mut self, diagnostic: Diagnostic) -> &mut Diagnostic {
+        self.items.push(diagnostic);
+        let last = self.items.len() - 1;
+        &mut self.items[last]
+    }
+
+    /// True when at least one finding is an error.
+    pub fn has_errors(&self) -> bool {
+        self.items.iter().any(|d| d.severity == Severity::Error)
+    }
+
+    /// The number of errors.
+    pub fn error_count(&self) -> usize {
+        self.items
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
+    }
+
+    /// The number of warnings.
+    pub fn warning_count(&self) -> usize {
+        self.items.len() - self.error_count()
+    }
+
+    /// The findings sorted by position (stable for equal positions).
+    pub fn sorted(&self) -> Vec<&Diagnostic> {
+        let mut items: Vec<&Diagnostic> = self.items.iter().collect();
+        items.sort_by_key(|d| d.position);
+        items
+    }
+
+    /// True when there is nothing to report.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Renders every finding followed by a one-line summary when there are errors.
+    pub fn render(&self, source: &SourceFile) -> String {
+        let mut out = String::new();
+        for diagnostic in self.sorted() {
+            out.push_str(&diagnostic.render(source));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+impl Extend<Diagnostic> for Diagnostics {
+    fn extend<T: IntoIterator<Item = Diagnostic>>(&mut self, iter: T) {
+        self.items.extend(iter);
+    }
+}

@@ -1,0 +1,141 @@
+//! `infra-topology`: reads an `infra.yaml` and turns it into a checked [`Topology`].
+//!
+//! Loading never panics and never stops at the first problem it can see past: YAML syntax
+//! errors stop it (nothing after them can be trusted), but unknown keys and every semantic
+//! check are reported all at once, each with `file:line:col`, what was expected and a hint.
+//! YAML stays behind this crate (serde-saphyr today), so the parser can be swapped.
+
+mod diagnostic;
+mod model;
+mod node;
+mod raw;
+pub mod rules;
+mod secret;
+mod source;
+mod validate;
+
+use std::path::Path;
+
+pub use diagnostic::{Diagnostic, Diagnostics, Severity};
+pub use model::*;
+pub use secret::{Secret, SecretSource};
+pub use source::{Position, SourceFile};
+pub use validate::EnvLookup;
+
+/// Why a topology could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read the topology")]
+    Read(#[source] std::io::Error),
+    /// The file was read but is not a valid topology; the findings say why.
+    #[error("{} in `{}`", summary(.diagnostics), .source_file.path().display())]
+    Invalid {
+        /// The file, for rendering the findings.
+        source_file: Box<SourceFile>,
+        /// Every finding (at least one error).
+        diagnostics: Diagnostics,
+    },
+}
+
+fn summary(diagnostics: &Diagnostics) -> String {
+    let errors = diagnostics.error_count();
+    format!("{errors} error{}", if errors == 1 { "" } else { "s" })
+}
+
+/// A topology that passed validation, with the warnings found on the way.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The checked topology.
+    pub topology: Topology,
+    /// The file it came from.
+    pub source: SourceFile,
+    /// Warnings (never errors).
+    pub warnings: Diagnostics,
+}
+
+/// Reads and validates the topology at `path`. `env` resolves `${env:NAME}` secrets.
+pub fn load(path: &Path, env: EnvLookup<'_>) -> Result<Loaded, LoadError> {
+    let text = fs_err::read_to_string(path).map_err(LoadError::Read)?;
+    load_source(SourceFile::new(path, text), env)
+}
+
+/// Validates topology text that was already read (used by `load`, tests and fuzzing).
+pub fn load_source(source: SourceFile, env: EnvLookup<'_>) -> Result<Loaded, LoadError> {
+    let mut diagnostics = Diagnostics::default();
+    let base_dir = match source.path().parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => Path::new(".").to_path_buf(),
+    };
+    let topology = parse(&source, &mut diagnostics)
+        .and_then(|raw| validate::validate(raw, &base_dir, env, &mut diagnostics));
+    match topology {
+        Some(topology) if !diagnostics.has_errors() => Ok(Loaded {
+            topology,
+            source,
+            warnings: diagnostics,
+        }),
+        _ => Err(LoadError::Invalid {
+            source_file: Box::new(source),
+            diagnostics,
+        }),
+    }
+}
+
+/// The JSON Schema of the topology file, for editors (`infra schema`).
+pub fn json_schema() -> serde_json::Value {
+    let schema = schemars::schema_for!(raw::RawTopology);
+    serde_json::to_value(&schema).unwrap_or_default()
+}
+
+/// YAML to raw types. Syntax errors end here; unknown keys are all collected first.
+fn parse(source: &SourceFile, diagnostics: &mut Diagnostics) -> Option<raw::RawTopology> {
+    let options = serde_saphyr::options! { budget: serde_saphyr::budget! { max_depth: 64, max_nodes: 200_000 } };
+    let tree = match serde_saphyr::from_str_with_options::<raw::Sp<node::Node>>(
+        source.text(),
+        options.clone(),
+    ) {
+        Ok(tree) => tree,
+        Err(error) => {
+            diagnostics.push(yaml_error(&error));
+            return None;
+        }
+    };
+    if !matches!(tree.value, node::Node::Mapping(_)) {
+        let mut d = Diagnostic::error(tree.position, "the topology is not a mapping");
+        d.expected("keys such as `name:`, `hosts:`, `web:` at the top level");
+        diagnostics.push(d);
+        return None;
+    }
+    let unknown = node::unknown_keys(&tree, &json_schema());
+    if !unknown.is_empty() {
+        diagnostics.extend(unknown);
+        return None;
+    }
+    match serde_saphyr::from_str_with_options::<raw::RawTopology>(source.text(), options) {
+        Ok(raw) => Some(raw),
+        Err(error) => {
+            diagnostics.push(yaml_error(&error));
+            None
+        }
+    }
+}
+
+fn yaml_error(error: &serde_saphyr::Error) -> Diagnostic {
+    let position = error
+        .location()
+        .map_or(Position::UNKNOWN, |l| Position::from_location(&l));
+    let text = error.without_snippet().to_string();
+    // serde-saphyr appends " at line L, column C"; the position is shown separately.
+    let message = match text.rfind(" at line ") {
+        Some(index) => text[..index].to_owned(),
+        None => text,
+    };
+    let mut diagnostic = Diagnostic::error(position, message.trim().to_owned());
+    if message.contains("duplicate") {
+        diagnostic.hint("each key (and each host name) may appear once in a mapping");
+    } else if message.contains("missing field") {
+        diagnostic.hint("see docs/topology.md for the keys each section needs");
+    }
+    diagnostic
+}

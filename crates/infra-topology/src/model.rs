@@ -1,0 +1,365 @@
+//! The validated topology: what every later stage works from.
+//!
+//! Every value here has passed [`crate::validate`]: names and paths are safe to put in a
+//! shell command or a file path, references point at declared hosts, and secrets are resolved.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+
+use crate::secret::Secret;
+
+/// A host's name: lowercase letters, digits and `-`, starting with a letter, at most 63 chars.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct HostName(String);
+
+impl HostName {
+    /// Wraps a name that [`crate::validate`] has checked.
+    pub(crate) fn new_unchecked(name: String) -> HostName {
+        HostName(name)
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for HostName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A checked topology.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    /// The topology's name (safe as a file and container name).
+    pub name: String,
+    /// The folder holding the topology file; relative paths in it start here.
+    pub base_dir: PathBuf,
+    /// Template override folder, if any.
+    pub templates: Option<PathBuf>,
+    /// Every host, sorted by name.
+    pub hosts: Vec<Host>,
+    /// The load balancer tier.
+    pub load_balancer: Option<LoadBalancer>,
+    /// The web tier.
+    pub web: Option<Web>,
+    /// The app tier.
+    pub app: Option<App>,
+    /// The database tier.
+    pub database: Option<Database>,
+    /// The firewall settings.
+    pub firewall: Firewall,
+    /// Lab settings.
+    pub lab: Lab,
+}
+
+impl Topology {
+    /// The host called `name`.
+    pub fn host(&self, name: &HostName) -> Option<&Host> {
+        self.hosts.iter().find(|h| &h.name == name)
+    }
+
+    /// The hosts of `tier`, in the order the topology lists them.
+    pub fn tier_hosts(&self, tier: Tier) -> Vec<&Host> {
+        let names: Vec<&HostName> = match tier {
+            Tier::LoadBalancer => self.load_balancer.iter().flat_map(|t| &t.hosts).collect(),
+            Tier::Web => self.web.iter().flat_map(|t| &t.hosts).collect(),
+            Tier::App => self.app.iter().flat_map(|t| &t.hosts).collect(),
+            Tier::Database => self
+                .database
+                .iter()
+                .flat_map(|d| std::iter::once(&d.primary).chain(&d.replicas))
+                .collect(),
+        };
+        names.into_iter().filter_map(|n| self.host(n)).collect()
+    }
+
+    /// The tiers `host` belongs to.
+    pub fn tiers_of(&self, host: &HostName) -> Vec<Tier> {
+        Tier::ALL
+            .into_iter()
+            .filter(|tier| self.tier_hosts(*tier).iter().any(|h| &h.name == host))
+            .collect()
+    }
+}
+
+/// The four tiers, in apply order (database first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    /// MariaDB primary and replicas.
+    Database,
+    /// The user's app.
+    App,
+    /// Nginx.
+    Web,
+    /// HAProxy + keepalived.
+    LoadBalancer,
+}
+
+impl Tier {
+    /// Every tier in apply order.
+    pub const ALL: [Tier; 4] = [Tier::Database, Tier::App, Tier::Web, Tier::LoadBalancer];
+
+    /// The tier's key in the topology file.
+    pub fn key(self) -> &'static str {
+        match self {
+            Tier::Database => "database",
+            Tier::App => "app",
+            Tier::Web => "web",
+            Tier::LoadBalancer => "load_balancer",
+        }
+    }
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// One machine.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// Its name.
+    pub name: HostName,
+    /// Its address.
+    pub address: IpAddr,
+    /// How to reach it.
+    pub ssh: Ssh,
+    /// How to become root there.
+    pub become_method: Become,
+}
+
+/// SSH settings after defaults are applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ssh {
+    /// Login user.
+    pub user: String,
+    /// Port.
+    pub port: u16,
+    /// Private key, if one is named (otherwise OpenSSH's own configuration decides).
+    pub identity_file: Option<PathBuf>,
+    /// `ProxyJump` value.
+    pub jump: Option<String>,
+}
+
+/// How commands get root on a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Become {
+    /// The login user is root.
+    None,
+    /// `sudo -n` (no password prompt, no tty).
+    Sudo,
+}
+
+/// HAProxy's balancing algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    /// In turn.
+    Roundrobin,
+    /// Fewest connections.
+    Leastconn,
+    /// By client address (sticky).
+    Source,
+}
+
+impl Algorithm {
+    /// The HAProxy keyword.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Algorithm::Roundrobin => "roundrobin",
+            Algorithm::Leastconn => "leastconn",
+            Algorithm::Source => "source",
+        }
+    }
+}
+
+/// The load balancer tier.
+#[derive(Debug, Clone)]
+pub struct LoadBalancer {
+    /// Hosts, the preferred master first.
+    pub hosts: Vec<HostName>,
+    /// The virtual IP with its prefix.
+    pub vip: IpNet,
+    /// Interface for the VIP.
+    pub interface: String,
+    /// VRRP router ID.
+    pub virtual_router_id: u8,
+    /// VRRP authentication secret.
+    pub vrrp_password: Option<Secret>,
+    /// Whether the preferred master takes the VIP back.
+    pub preempt: bool,
+    /// Balancing algorithm.
+    pub algorithm: Algorithm,
+    /// Health check of the web servers.
+    pub health_check: HealthCheck,
+    /// Stats and Prometheus endpoint.
+    pub stats: Option<Stats>,
+    /// TLS at the edge.
+    pub tls: Tls,
+}
+
+/// An HTTP health check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Path requested.
+    pub path: String,
+    /// Milliseconds between checks.
+    pub interval_ms: u32,
+    /// Successes before a server is used.
+    pub rise: u16,
+    /// Failures before a server is dropped.
+    pub fall: u16,
+}
+
+/// HAProxy stats and Prometheus endpoint.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// Listener port.
+    pub port: u16,
+    /// Stats user.
+    pub user: String,
+    /// Stats password.
+    pub password: Secret,
+    /// Networks allowed to reach it.
+    pub allow_from: Vec<IpNet>,
+}
+
+/// Where TLS is terminated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// HAProxy terminates TLS and redirects HTTP to HTTPS.
+    Terminate,
+    /// HAProxy forwards TLS; Nginx terminates it.
+    Passthrough,
+    /// Plain HTTP only.
+    Off,
+}
+
+/// TLS settings.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// The mode.
+    pub mode: TlsMode,
+    /// The certificate.
+    pub certificate: CertificateSource,
+}
+
+/// Where the edge certificate comes from.
+#[derive(Debug, Clone)]
+pub enum CertificateSource {
+    /// `infra` generates a self-signed one and keeps it under `.infra/`.
+    Generated,
+    /// Given by the user.
+    Files {
+        /// PEM chain (public, read from this local path).
+        cert: PathBuf,
+        /// PEM private key.
+        key: Secret,
+    },
+}
+
+/// The web tier.
+#[derive(Debug, Clone)]
+pub struct Web {
+    /// Hosts.
+    pub hosts: Vec<HostName>,
+    /// Site name.
+    pub server_name: String,
+    /// HTTP port.
+    pub port: u16,
+    /// HTTPS port (passthrough mode).
+    pub tls_port: u16,
+    /// Local static files folder.
+    pub static_dir: Option<PathBuf>,
+    /// Remote document root.
+    pub root: String,
+    /// Path proxied to the app tier, starting and ending with `/`.
+    pub app_path: String,
+    /// `stub_status` port.
+    pub status_port: u16,
+}
+
+/// A value of the app's environment.
+#[derive(Debug, Clone)]
+pub enum EnvValue {
+    /// Written in the topology.
+    Plain(String),
+    /// A secret.
+    Secret(Secret),
+}
+
+/// The app tier.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// Hosts.
+    pub hosts: Vec<HostName>,
+    /// Service name.
+    pub name: String,
+    /// Local source folder.
+    pub source: Option<PathBuf>,
+    /// Remote install folder.
+    pub install_dir: String,
+    /// Debian packages it needs.
+    pub packages: Vec<String>,
+    /// The start command, split into words.
+    pub command: Vec<String>,
+    /// Listening port.
+    pub port: u16,
+    /// Health path.
+    pub health_path: String,
+    /// Extra environment, sorted by name.
+    pub environment: Vec<(String, EnvValue)>,
+}
+
+/// The database tier.
+#[derive(Debug, Clone)]
+pub struct Database {
+    /// The primary.
+    pub primary: HostName,
+    /// Read-only replicas.
+    pub replicas: Vec<HostName>,
+    /// The app's database.
+    pub name: String,
+    /// Port.
+    pub port: u16,
+    /// The app's account.
+    pub app_user: DatabaseUser,
+    /// The replication account (present when there are replicas).
+    pub replication_user: Option<DatabaseUser>,
+}
+
+/// A database account.
+#[derive(Debug, Clone)]
+pub struct DatabaseUser {
+    /// User name.
+    pub name: String,
+    /// Password.
+    pub password: Secret,
+}
+
+/// Firewall settings.
+#[derive(Debug, Clone)]
+pub struct Firewall {
+    /// Whether `infra` manages the firewall.
+    pub enabled: bool,
+    /// Networks allowed to SSH and to reach monitoring endpoints.
+    pub admin_sources: Vec<IpNet>,
+}
+
+/// Lab settings.
+#[derive(Debug, Clone)]
+pub struct Lab {
+    /// The lab network's subnet.
+    pub subnet: Option<IpNet>,
+}

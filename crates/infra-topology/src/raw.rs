@@ -1,0 +1,301 @@
+//! The topology file exactly as written: serde types with positions, unknown keys denied.
+//!
+//! These types are the file format (and the JSON Schema). They are checked and turned into
+//! the public [`crate::Topology`] by [`crate::validate`]; nothing else reads them.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::source::Position;
+
+/// A value with the position of the YAML node it came from.
+#[derive(Debug, Clone)]
+pub struct Sp<T> {
+    /// The value.
+    pub value: T,
+    /// Where it was written.
+    pub position: Position,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Sp<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spanned = serde_saphyr::Spanned::<T>::deserialize(deserializer)?;
+        Ok(Sp {
+            position: Position::from_location(&spanned.referenced),
+            value: spanned.value,
+        })
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Sp<T> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        T::schema_id()
+    }
+
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+}
+
+/// The whole `infra.yaml`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "infra topology")]
+pub struct RawTopology {
+    /// Name of the topology: lowercase letters, digits and `-`. Used in lab container names,
+    /// the Docker network and the names of generated files.
+    pub name: Sp<String>,
+    /// A folder (relative to this file) whose templates override the built-in ones by file name.
+    pub templates: Option<Sp<String>>,
+    /// Settings every host inherits unless it sets its own.
+    #[serde(default)]
+    pub defaults: RawDefaults,
+    /// Every machine, by name. Names are lowercase letters, digits and `-`.
+    pub hosts: Sp<BTreeMap<Sp<String>, RawHost>>,
+    /// The HAProxy load balancer cluster with its keepalived virtual IP.
+    pub load_balancer: Option<Sp<RawLoadBalancer>>,
+    /// The Nginx web tier.
+    pub web: Option<Sp<RawWeb>>,
+    /// The application tier: the user's app as a systemd service.
+    pub app: Option<Sp<RawApp>>,
+    /// The MariaDB tier: a primary and read-only replicas.
+    pub database: Option<Sp<RawDatabase>>,
+    /// The nftables firewall on every host.
+    #[serde(default)]
+    pub firewall: RawFirewall,
+    /// Settings for `infra lab`: the Docker network the lab hosts live on.
+    #[serde(default)]
+    pub lab: RawLab,
+}
+
+impl PartialEq for Sp<String> {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+impl Eq for Sp<String> {}
+impl PartialOrd for Sp<String> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Sp<String> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.value.cmp(&other.value)
+    }
+}
+
+/// Defaults applied to every host.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    /// SSH settings for every host.
+    #[serde(default)]
+    pub ssh: RawSsh,
+    /// How to become root on the hosts: `none` (log in as root) or `sudo` (`sudo -n`).
+    #[serde(rename = "become")]
+    pub become_method: Option<Sp<String>>,
+}
+
+/// How to reach a host over SSH. Unset keys fall back to `defaults.ssh`, then to OpenSSH's own
+/// configuration (`~/.ssh/config`).
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSsh {
+    /// Login user (default `root`).
+    pub user: Option<Sp<String>>,
+    /// SSH port (default 22).
+    pub port: Option<Sp<u16>>,
+    /// Private key file (`~` expands to the home directory).
+    pub identity_file: Option<Sp<String>>,
+    /// A bastion to jump through, as OpenSSH's `ProxyJump` (`[user@]host[:port]`).
+    pub jump: Option<Sp<String>>,
+}
+
+/// One machine.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHost {
+    /// Its IPv4 or IPv6 address.
+    pub address: Sp<String>,
+    /// SSH settings for this host only.
+    pub ssh: Option<RawSsh>,
+    /// How to become root on this host: `none` or `sudo`.
+    #[serde(rename = "become")]
+    pub become_method: Option<Sp<String>>,
+}
+
+/// The load balancer tier: HAProxy on every host, keepalived moving a virtual IP between them.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLoadBalancer {
+    /// The load balancer hosts; the first is the preferred VRRP master.
+    pub hosts: Sp<Vec<Sp<String>>>,
+    /// The virtual IP with its prefix length, e.g. `10.77.0.10/24`.
+    pub vip: Sp<String>,
+    /// The network interface that carries the VIP (default `eth0`).
+    pub interface: Option<Sp<String>>,
+    /// VRRP virtual router ID, 1-255 (default 51). Must be unique on the network.
+    pub virtual_router_id: Option<Sp<u16>>,
+    /// Secret used for VRRP authentication, as `${env:NAME}` or `${file:PATH}` (optional).
+    pub vrrp_password: Option<Sp<String>>,
+    /// Whether the first host takes the VIP back when it returns (default true).
+    pub preempt: Option<Sp<bool>>,
+    /// HAProxy balancing algorithm: `roundrobin`, `leastconn` or `source` (default `roundrobin`).
+    pub algorithm: Option<Sp<String>>,
+    /// How HAProxy checks the web servers.
+    #[serde(default)]
+    pub health_check: RawHealthCheck,
+    /// HAProxy's stats page and Prometheus endpoint.
+    pub stats: Option<Sp<RawStats>>,
+    /// TLS at the edge.
+    #[serde(default)]
+    pub tls: RawTls,
+}
+
+/// An HTTP health check against each web server.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthCheck {
+    /// The path requested (default `/healthz`).
+    pub path: Option<Sp<String>>,
+    /// Milliseconds between checks (default 2000).
+    pub interval_ms: Option<Sp<u32>>,
+    /// Successful checks before a server is used again (default 2).
+    pub rise: Option<Sp<u16>>,
+    /// Failed checks before a server is taken out (default 3).
+    pub fall: Option<Sp<u16>>,
+}
+
+/// HAProxy's statistics page (`/stats`) and Prometheus endpoint (`/metrics`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStats {
+    /// Port of the stats listener (default 8404).
+    pub port: Option<Sp<u16>>,
+    /// User name for the stats page (default `admin`).
+    pub user: Option<Sp<String>>,
+    /// Password for the stats page, as `${env:NAME}` or `${file:PATH}`.
+    pub password: Sp<String>,
+    /// Addresses allowed to reach the stats port (CIDR, default: the admin sources).
+    pub allow_from: Option<Sp<Vec<Sp<String>>>>,
+}
+
+/// TLS at the edge.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// `terminate` (HAProxy terminates TLS and redirects HTTP to HTTPS), `passthrough` (HAProxy
+    /// forwards TLS untouched; Nginx terminates it) or `off` (default `off`).
+    pub mode: Option<Sp<String>>,
+    /// PEM certificate chain (relative to the topology file). Without it, `infra` generates a
+    /// self-signed certificate for `server_name` and keeps it under `.infra/`.
+    pub cert_file: Option<Sp<String>>,
+    /// PEM private key, as `${file:PATH}` or `${env:NAME}`; required with `cert_file`.
+    pub key_file: Option<Sp<String>>,
+}
+
+/// The web tier: Nginx serving static files and proxying the app path to the app tier.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWeb {
+    /// The web hosts.
+    pub hosts: Sp<Vec<Sp<String>>>,
+    /// The site's host name (default `localhost`); also the generated certificate's name.
+    pub server_name: Option<Sp<String>>,
+    /// The HTTP port Nginx listens on (default 80).
+    pub port: Option<Sp<u16>>,
+    /// The HTTPS port Nginx listens on with `tls.mode: passthrough` (default 443).
+    pub tls_port: Option<Sp<u16>>,
+    /// Local folder of static files (relative to this file) uploaded to `root`.
+    pub static_dir: Option<Sp<String>>,
+    /// Where the static files live on the web hosts (default `/var/www/<topology name>`).
+    pub root: Option<Sp<String>>,
+    /// URL path proxied to the app tier (default `/api/`).
+    pub app_path: Option<Sp<String>>,
+    /// Port of Nginx's `stub_status` endpoint, reachable from the load balancers only (default 8080).
+    pub status_port: Option<Sp<u16>>,
+}
+
+/// The app tier: the user's program as a systemd service.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawApp {
+    /// The app hosts.
+    pub hosts: Sp<Vec<Sp<String>>>,
+    /// The service name (systemd unit `<name>.service`, system user, folders).
+    pub name: Sp<String>,
+    /// Local folder (relative to this file) uploaded to `install_dir`.
+    pub source: Option<Sp<String>>,
+    /// Where the app is installed (default `/opt/<name>`).
+    pub install_dir: Option<Sp<String>>,
+    /// Debian packages the app needs.
+    #[serde(default)]
+    pub packages: Vec<Sp<String>>,
+    /// The command that starts the app (absolute path first; run without a shell).
+    pub command: Sp<String>,
+    /// The TCP port the app listens on (default 8000).
+    pub port: Option<Sp<u16>>,
+    /// The path that answers 200 when the app is healthy (default `/health`).
+    pub health_path: Option<Sp<String>>,
+    /// Extra environment variables; values may be `${env:NAME}` or `${file:PATH}` secrets.
+    #[serde(default)]
+    pub environment: BTreeMap<Sp<String>, Sp<String>>,
+}
+
+/// The database tier: MariaDB with GTID replication.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabase {
+    /// The primary's host.
+    pub primary: Sp<String>,
+    /// Read-only replicas of the primary.
+    #[serde(default)]
+    pub replicas: Option<Sp<Vec<Sp<String>>>>,
+    /// The app's database.
+    pub name: Sp<String>,
+    /// The MariaDB port (default 3306).
+    pub port: Option<Sp<u16>>,
+    /// The user the app connects as; allowed only from app hosts.
+    pub app_user: RawDatabaseUser,
+    /// The user replicas connect as; allowed only from replica hosts.
+    pub replication_user: Option<RawDatabaseUser>,
+}
+
+/// A database account.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabaseUser {
+    /// User name.
+    pub name: Sp<String>,
+    /// Password, as `${env:NAME}` or `${file:PATH}`.
+    pub password: Sp<String>,
+}
+
+/// The nftables firewall. `infra` owns one table (`inet infra`) and never touches others.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFirewall {
+    /// Whether `infra` manages a firewall (default true).
+    pub enabled: Option<Sp<bool>>,
+    /// Networks (CIDR) allowed to reach SSH and the monitoring endpoints (default: anywhere).
+    pub admin_sources: Option<Sp<Vec<Sp<String>>>>,
+}
+
+/// Settings for `infra lab`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLab {
+    /// The Docker network's subnet (CIDR); must hold every host address and the VIP.
+    pub subnet: Option<Sp<String>>,
+}

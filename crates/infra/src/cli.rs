@@ -1,0 +1,82 @@
+//! The command line: every flag and subcommand, and nothing else.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success (for `plan --detailed-exitcode`: no changes)
+  1    error: invalid topology, unreachable host, failed step
+  2    `plan --detailed-exitcode` only: changes are present
+  3    partial apply: some hosts changed, the state records which
+  64   usage error: unknown flag, missing argument
+  130  interrupted (Ctrl-C)";
+
+/// Provision a scaled-up web infrastructure (HAProxy + keepalived, Nginx, your app, MariaDB,
+/// nftables) onto real Linux hosts over SSH, from one declarative YAML topology.
+#[derive(Debug, Parser)]
+#[command(name = "infra", version, after_long_help = EXIT_CODES, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The topology file.
+    #[arg(
+        short = 'f',
+        long = "file",
+        global = true,
+        default_value = "infra.yaml",
+        value_name = "PATH"
+    )]
+    pub file: PathBuf,
+    /// Never colour the output (also: the NO_COLOR environment variable).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the topology: every error at once, each with file:line:col and a hint.
+    Validate,
+    /// Write (or print) exactly the files `apply` would put on each host, offline.
+    Render(RenderArgs),
+    /// Draw the topology: tiers, hosts, VIP, traffic, replication and firewall openings.
+    Graph(GraphArgs),
+    /// Print the JSON Schema of the topology file, for editors.
+    Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Only this host (repeatable).
+    #[arg(long = "host", value_name = "NAME")]
+    pub hosts: Vec<String>,
+    /// Write the files under DIR/<host>/<path> instead of printing them.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Show secrets instead of `(sensitive value)`.
+    #[arg(long)]
+    pub show_sensitive: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// The diagram language.
+    #[arg(long, value_enum, default_value_t = GraphFormatArg::Mermaid)]
+    pub format: GraphFormatArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GraphFormatArg {
+    /// Mermaid flowchart.
+    Mermaid,
+    /// Graphviz DOT.
+    Dot,
+}

@@ -1,0 +1,20 @@
+//! `infra graph`.
+
+use infra_plan::graph::{self, GraphFormat};
+
+use super::{Outcome, load};
+use crate::cli::{Cli, GraphArgs, GraphFormatArg};
+use crate::output::Style;
+
+/// Prints the topology as a Mermaid or DOT diagram.
+pub fn run(cli: &Cli, args: &GraphArgs, style: Style) -> anyhow::Result<Outcome> {
+    let Some(loaded) = load(cli, style)? else {
+        return Ok(Outcome::Failed);
+    };
+    let format = match args.format {
+        GraphFormatArg::Mermaid => GraphFormat::Mermaid,
+        GraphFormatArg::Dot => GraphFormat::Dot,
+    };
+    print!("{}", graph::render(&loaded.topology, format));
+    Ok(Outcome::Success)
+}
