@@ -128,13 +128,32 @@ fn yaml_error(error: &serde_saphyr::Error) -> Diagnostic {
     let text = error.without_snippet().to_string();
     // serde-saphyr appends " at line L, column C"; the position is shown separately.
     let message = match text.rfind(" at line ") {
-        Some(index) => text[..index].to_owned(),
-        None => text,
+        Some(index) => text[..index].trim().to_owned(),
+        None => text.trim().to_owned(),
     };
-    let mut diagnostic = Diagnostic::error(position, message.trim().to_owned());
-    if message.contains("duplicate") {
-        diagnostic.hint("each key (and each host name) may appear once in a mapping");
-    } else if message.contains("missing field") {
+    if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(',').next().unwrap_or(rest).trim();
+        let mut diagnostic = Diagnostic::error(position, format!("duplicate key `{key}`"));
+        diagnostic.expected("each key (and each host name) once in its mapping");
+        return diagnostic;
+    }
+    let expected = match message.as_str() {
+        "invalid u16" => Some("a whole number from 0 to 65535"),
+        "invalid u32" => Some("a whole number from 0 to 4294967295"),
+        "invalid u8" => Some("a whole number from 0 to 255"),
+        m if m.contains("bool") => Some("`true` or `false`"),
+        _ => None,
+    };
+    let shown = if expected.is_some() && message.starts_with("invalid u") {
+        "invalid number".to_owned()
+    } else {
+        message.clone()
+    };
+    let mut diagnostic = Diagnostic::error(position, shown);
+    if let Some(expected) = expected {
+        diagnostic.expected(expected);
+    }
+    if message.contains("missing field") {
         diagnostic.hint("see docs/topology.md for the keys each section needs");
     }
     diagnostic

@@ -154,6 +154,32 @@ fn walk(
         Node::Mapping(entries) => {
             let properties = schema.get("properties").and_then(Value::as_object);
             let additional = schema.get("additionalProperties");
+            for required in schema
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let Some(required) = required.as_str() else {
+                    continue;
+                };
+                if !entries.iter().any(|(key, _)| key.value == required) {
+                    let description = properties
+                        .and_then(|p| p.get(required))
+                        .and_then(|p| p.get("description"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("see docs/topology.md");
+                    let mut d = Diagnostic::error(
+                        node.position,
+                        format!("missing key `{required}` {}", place(path)),
+                    );
+                    d.expected(format!(
+                        "`{required}`: {}",
+                        description.lines().next().unwrap_or_default()
+                    ));
+                    found.push(d);
+                }
+            }
             for (key, value) in entries {
                 path.push(key.value.clone());
                 if let Some(property) = properties.and_then(|p| p.get(&key.value)) {
@@ -176,12 +202,16 @@ fn walk(
     }
 }
 
-fn unknown_key(key: &Sp<String>, parent: &[String], known: &[&str]) -> Diagnostic {
-    let place = if parent.is_empty() {
+fn place(path: &[String]) -> String {
+    if path.is_empty() {
         "at the top level".to_owned()
     } else {
-        format!("in `{}`", parent.join("."))
-    };
+        format!("in `{}`", path.join(".").replace(".[", "["))
+    }
+}
+
+fn unknown_key(key: &Sp<String>, parent: &[String], known: &[&str]) -> Diagnostic {
+    let place = place(parent);
     let mut diagnostic =
         Diagnostic::error(key.position, format!("unknown key `{}` {place}", key.value));
     diagnostic.expected(format!("one of {}", list(known)));

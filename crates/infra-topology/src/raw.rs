@@ -233,7 +233,7 @@ pub struct RawWeb {
 pub struct RawApp {
     /// The app hosts.
     pub hosts: Sp<Vec<Sp<String>>>,
-    /// The service name (systemd unit `<name>.service`, system user, folders).
+    /// The service name: the systemd unit `<name>.service`, `/etc/<name>/` and `/opt/<name>`.
     pub name: Sp<String>,
     /// Local folder (relative to this file) uploaded to `install_dir`.
     pub source: Option<Sp<String>>,

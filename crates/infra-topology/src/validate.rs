@@ -43,8 +43,9 @@ struct Checker<'a, 'd> {
     diagnostics: &'d mut Diagnostics,
 }
 
-/// Listening ports a host would have, with the tier and key that asked for each.
-type PortUse = BTreeMap<(String, u16), Vec<(String, Position)>>;
+/// Listening ports a host would have, with the key that asked for each, where it is written,
+/// and whether the port was written out (rather than a default).
+type PortUse = BTreeMap<(String, u16), Vec<(String, Position, bool)>>;
 
 impl Checker<'_, '_> {
     fn error(&mut self, position: Position, message: impl Into<String>) -> &mut Diagnostic {
@@ -886,12 +887,14 @@ impl Checker<'_, '_> {
                        default: u16,
                        what: &str,
                        fallback: Position| {
-            let (value, position) = port.map_or((default, fallback), |p| (p.value, p.position));
+            let (value, position, explicit) =
+                port.map_or((default, fallback, false), |p| (p.value, p.position, true));
             for host in hosts {
-                ports
-                    .entry((host.value.clone(), value))
-                    .or_default()
-                    .push((what.to_owned(), position));
+                ports.entry((host.value.clone(), value)).or_default().push((
+                    what.to_owned(),
+                    position,
+                    explicit,
+                ));
             }
         };
         if let Some(lb) = &raw.load_balancer {
@@ -980,11 +983,18 @@ impl Checker<'_, '_> {
             );
         }
         for ((host, port), users) in ports {
-            let mut sites: Vec<&(String, Position)> = users.iter().collect();
+            let mut sites: Vec<&(String, Position, bool)> = users.iter().collect();
             sites.dedup_by(|a, b| a.0 == b.0);
             if sites.len() > 1 {
-                let names: Vec<String> = sites.iter().map(|(w, _)| format!("`{w}`")).collect();
-                let position = sites.iter().map(|(_, p)| *p).max().unwrap_or_default();
+                let names: Vec<String> = sites.iter().map(|(w, _, _)| format!("`{w}`")).collect();
+                // Point at a port the user wrote, if any: that is the one to change.
+                let position = sites
+                    .iter()
+                    .filter(|(_, _, explicit)| *explicit)
+                    .map(|(_, p, _)| *p)
+                    .max()
+                    .or_else(|| sites.iter().map(|(_, p, _)| *p).max())
+                    .unwrap_or_default();
                 self.error(
                     position,
                     format!(

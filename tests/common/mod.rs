@@ -1,0 +1,76 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
+}
+
+/// The example topology.
+pub fn example() -> PathBuf {
+    root().join("examples/scale-up/infra.yaml")
+}
+
+/// Secrets the example and the corpus refer to.
+pub const SECRETS: [(&str, &str); 6] = [
+    ("INFRA_STATS_PASSWORD", "stats-Secret-1"),
+    ("INFRA_DB_APP_PASSWORD", "app-Secret-2"),
+    ("INFRA_DB_REPL_PASSWORD", "repl-Secret-3"),
+    ("INFRA_VRRP_PASSWORD", "vrrp4567"),
+    ("CORPUS_PASSWORD", "corpus-Secret-5"),
+    ("CORPUS_HOSTILE", "a b'$(id)"),
+];
+
+/// `infra` with the test secrets in its environment, no colour, and nothing else inherited
+/// that could change its output.
+pub fn infra() -> Command {
+    let mut command = Command::new(assert_cmd::cargo::cargo_bin!("infra"));
+    command.env_remove("NO_COLOR").env("NO_COLOR", "1");
+    for (name, value) in SECRETS {
+        command.env(name, value);
+    }
+    command
+}
+
+/// Copies the example into a fresh temporary folder (so tests can change it and so the
+/// generated certificate does not land in the repository).
+pub fn example_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    copy_dir(&root().join("examples/scale-up"), dir.path());
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create folder");
+    for entry in std::fs::read_dir(from).expect("read folder") {
+        let entry = entry.expect("folder entry");
+        let name = entry.file_name();
+        if name == ".infra" {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
+    }
+}
+
+/// Replaces `old` with `new` in the topology at `path` (which must contain `old`).
+pub fn edit(path: &Path, old: &str, new: &str) {
+    let text = std::fs::read_to_string(path).expect("read topology");
+    assert!(
+        text.contains(old),
+        "`{old}` not found in {}",
+        path.display()
+    );
+    std::fs::write(path, text.replacen(old, new, 1)).expect("write topology");
+}
