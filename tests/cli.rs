@@ -1,1 +1,361 @@
-//! placeholder
+//! The `infra` binary on the example and on fixtures: exit codes, output, files written.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt as _;
+
+use predicates::prelude::*;
+
+#[test]
+fn the_example_is_valid() {
+    common::infra()
+        .args(["validate", "-f"])
+        .arg(common::example())
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(
+            "is valid: topology `scale-up`, 8 hosts",
+        ));
+}
+
+#[test]
+fn validate_writes_nothing() {
+    let dir = common::example_copy();
+    common::infra()
+        .args(["validate", "-f"])
+        .arg(dir.path().join("infra.yaml"))
+        .assert()
+        .code(0);
+    assert!(
+        !dir.path().join(".infra").exists(),
+        "validate created .infra/"
+    );
+}
+
+#[test]
+fn missing_secrets_are_all_reported_with_positions() {
+    let output = common::infra()
+        .env_remove("INFRA_STATS_PASSWORD")
+        .env_remove("INFRA_DB_APP_PASSWORD")
+        .args(["validate", "-f", "examples/scale-up/infra.yaml"])
+        .current_dir(common::root())
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "environment variable `INFRA_STATS_PASSWORD` for `stats.password` is not set"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "environment variable `INFRA_DB_APP_PASSWORD` for `app_user.password` is not set"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--> examples/scale-up/infra.yaml:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("is not valid: 2 errors"), "{stderr}");
+}
+
+#[test]
+fn a_missing_topology_file_says_how_to_fix_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    common::infra()
+        .current_dir(dir.path())
+        .arg("validate")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "error: cannot read the topology `infra.yaml`",
+        ))
+        .stderr(predicate::str::contains("hint: create `infra.yaml`"));
+}
+
+#[test]
+fn usage_errors_never_exit_2() {
+    for args in [
+        &["--bogus"][..],
+        &["validate", "--bogus"],
+        &["render", "--out"],
+        &["graph", "--format", "png"],
+        &["nosuchcommand"],
+    ] {
+        let output = common::infra().args(args).output().expect("run");
+        assert_eq!(
+            output.status.code(),
+            Some(64),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn help_lists_the_exit_codes() {
+    let output = common::infra().arg("--help").output().expect("run");
+    assert_eq!(output.status.code(), Some(0));
+    insta::assert_snapshot!("help", String::from_utf8_lossy(&output.stdout));
+}
+
+#[test]
+fn render_hides_secrets_unless_asked() {
+    let dir = common::example_copy();
+    let file = dir.path().join("infra.yaml");
+    let hidden = common::infra()
+        .args(["render", "--host", "lb1", "--host", "app1", "-f"])
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert!(hidden.status.success());
+    let text = String::from_utf8_lossy(&hidden.stdout);
+    for (_, secret) in &common::SECRETS[..4] {
+        assert!(!text.contains(secret), "secret leaked:\n{text}");
+    }
+    assert!(
+        text.contains("insecure-password (sensitive value)"),
+        "{text}"
+    );
+    assert!(text.contains("DB_PASSWORD=\"(sensitive value)\""), "{text}");
+    assert!(!text.contains("PRIVATE KEY"), "private key leaked");
+    assert!(text.contains("### file lb1:/etc/haproxy/haproxy.cfg (0600 root:root, template haproxy.cfg, sensitive)"), "{text}");
+
+    let shown = common::infra()
+        .args(["render", "--show-sensitive", "--host", "lb1", "-f"])
+        .arg(&file)
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains("insecure-password stats-Secret-1"), "{text}");
+    assert!(
+        text.contains("PRIVATE KEY"),
+        "the key should show with --show-sensitive"
+    );
+}
+
+#[test]
+fn render_out_writes_every_file_with_its_mode() {
+    let dir = common::example_copy();
+    let out = tempfile::tempdir().expect("out");
+    common::infra()
+        .args(["render", "-f"])
+        .arg(dir.path().join("infra.yaml"))
+        .arg("--out")
+        .arg(out.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("for 8 hosts"));
+    let mode = |p: &str| {
+        std::fs::metadata(out.path().join(p))
+            .expect(p)
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(mode("web1/etc/nginx/sites-enabled/scale-up"), 0o644);
+    assert_eq!(mode("app1/etc/counter/environment"), 0o600);
+    assert_eq!(mode("lb1/etc/haproxy/certs/scale-up.pem"), 0o600);
+    assert_eq!(mode("db2/etc/infra/firewall.nft"), 0o600);
+    let app =
+        std::fs::read_to_string(out.path().join("app2/opt/counter/app.py")).expect("app uploaded");
+    assert_eq!(
+        app,
+        std::fs::read_to_string(common::root().join("examples/scale-up/app/app.py"))
+            .expect("source")
+    );
+    let pem = std::fs::read_to_string(out.path().join("lb1/etc/haproxy/certs/scale-up.pem"))
+        .expect("pem");
+    assert!(
+        pem.contains("BEGIN CERTIFICATE")
+            && pem.contains("(sensitive value)")
+            && !pem.contains("PRIVATE KEY")
+    );
+}
+
+#[test]
+fn the_generated_certificate_is_kept_and_reused() {
+    let dir = common::example_copy();
+    let file = dir.path().join("infra.yaml");
+    let render = || {
+        let output = common::infra()
+            .args(["render", "--host", "lb1", "-f"])
+            .arg(&file)
+            .output()
+            .expect("run");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let first = render();
+    let key = dir.path().join(".infra/tls/scale-up.key");
+    assert_eq!(
+        std::fs::metadata(&key)
+            .expect("key kept")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert_eq!(first, render(), "the certificate changed between runs");
+}
+
+#[test]
+fn render_of_an_unknown_host_fails_with_the_host_list() {
+    common::infra()
+        .args(["render", "--host", "web9", "-f"])
+        .arg(common::example())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no host `web9` in the topology"))
+        .stderr(predicate::str::contains("hint: the hosts are: "));
+}
+
+#[test]
+fn a_template_override_replaces_the_built_in_one() {
+    let dir = common::example_copy();
+    let templates = dir.path().join("my-templates");
+    std::fs::create_dir(&templates).expect("dir");
+    std::fs::write(templates.join("app.env"), "ONLY={{ app.port }}\n").expect("write");
+    let file = dir.path().join("infra.yaml");
+    common::edit(
+        &file,
+        "name: scale-up\n",
+        "name: scale-up\ntemplates: my-templates\n",
+    );
+    common::infra()
+        .args(["render", "--host", "app1", "-f"])
+        .arg(&file)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("### file app1:/etc/counter/environment (0600 root:root, template app.env)\nONLY=8000\n"));
+}
+
+#[test]
+fn a_broken_template_override_fails_validate_naming_template_and_line() {
+    let dir = common::example_copy();
+    let templates = dir.path().join("my-templates");
+    std::fs::create_dir(&templates).expect("dir");
+    std::fs::write(
+        templates.join("nginx-site.conf"),
+        "server {\n    listen {{ web.prot }};\n}\n",
+    )
+    .expect("write");
+    let file = dir.path().join("infra.yaml");
+    common::edit(
+        &file,
+        "name: scale-up\n",
+        "name: scale-up\ntemplates: my-templates\n",
+    );
+    common::infra()
+        .args(["validate", "-f"])
+        .arg(&file)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "template `nginx-site.conf` failed",
+        ))
+        .stderr(predicate::str::contains("nginx-site.conf:2:"))
+        .stderr(predicate::str::contains("prot"));
+}
+
+#[test]
+fn graph_draws_the_example_without_needing_secrets() {
+    let mut command = common::infra();
+    for (name, _) in common::SECRETS {
+        command.env_remove(name);
+    }
+    let mermaid = command
+        .args(["graph", "-f"])
+        .arg(common::example())
+        .output()
+        .expect("run");
+    assert!(mermaid.status.success());
+    insta::assert_snapshot!("graph_mermaid", String::from_utf8_lossy(&mermaid.stdout));
+    let dot = common::infra()
+        .args(["graph", "--format", "dot", "-f"])
+        .arg(common::example())
+        .output()
+        .expect("run");
+    assert!(dot.status.success());
+    insta::assert_snapshot!("graph_dot", String::from_utf8_lossy(&dot.stdout));
+}
+
+#[test]
+fn the_readme_shows_the_current_diagram() {
+    let mermaid = common::infra()
+        .args(["graph", "-f"])
+        .arg(common::example())
+        .output()
+        .expect("run");
+    let readme = std::fs::read_to_string(common::root().join("README.md")).expect("README");
+    let diagram = String::from_utf8_lossy(&mermaid.stdout);
+    assert!(
+        readme.contains(&format!("```mermaid\n{diagram}```")),
+        "README.md's diagram is stale: run `infra graph -f examples/scale-up/infra.yaml`"
+    );
+}
+
+#[test]
+fn the_committed_schema_is_current_and_describes_the_topology() {
+    let output = common::infra().arg("schema").output().expect("run");
+    assert!(output.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&output.stdout).expect("schema is JSON");
+    let properties = schema["properties"]
+        .as_object()
+        .expect("top-level properties");
+    for key in [
+        "name",
+        "hosts",
+        "load_balancer",
+        "web",
+        "app",
+        "database",
+        "firewall",
+        "templates",
+        "defaults",
+        "lab",
+    ] {
+        assert!(properties.contains_key(key), "schema lacks `{key}`");
+    }
+    assert_eq!(
+        schema["additionalProperties"],
+        serde_json::Value::Bool(false),
+        "unknown keys must be refused"
+    );
+    let committed = std::fs::read_to_string(common::root().join("docs/infra.schema.json"))
+        .expect("docs/infra.schema.json");
+    assert_eq!(
+        committed,
+        String::from_utf8_lossy(&output.stdout),
+        "docs/infra.schema.json is stale: run `infra schema > docs/infra.schema.json`"
+    );
+}
+
+#[test]
+fn the_topology_reference_documents_every_key() {
+    let output = common::infra().arg("schema").output().expect("run");
+    let schema: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let reference =
+        std::fs::read_to_string(common::root().join("docs/topology.md")).expect("docs/topology.md");
+    let mut missing = Vec::new();
+    let mut check = |props: &serde_json::Map<String, serde_json::Value>| {
+        for key in props.keys() {
+            if !reference.contains(&format!("`{key}`")) && !reference.contains(&format!(".{key}`"))
+            {
+                missing.push(key.clone());
+            }
+        }
+    };
+    check(schema["properties"].as_object().expect("props"));
+    for definition in schema["$defs"].as_object().expect("defs").values() {
+        if let Some(props) = definition["properties"].as_object() {
+            check(props);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/topology.md does not document: {missing:?}"
+    );
+}

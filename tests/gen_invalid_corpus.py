@@ -94,6 +94,7 @@ case("bad_topology_name", sub("name: corpus\n", "name: "+M+"Corpus_1\n"), "`Corp
 case("hostile_jump_host", sub("name: corpus\n", "name: corpus\ndefaults:\n  ssh:\n    jump: "+M+"\"-oProxyCommand=touch /tmp/x\"\n"), "is not a valid jump host")
 case("missing_templates_dir", sub("name: corpus\n", "name: corpus\ntemplates: "+M+"no-such-templates\n"), "`templates`: folder")
 case("same_db_user_names", sub("  replication_user: { name: repl,", "  replication_user: { name: "+M+"demo,"), "the replication user and the app user have the same name")
+case("too_deeply_nested", sub("name: corpus\n", "name: corpus\nweb_extra: " + "{a: " * 19 + M + "{a: x" + "}" * 20 + "\n"), "the file is nested too deeply")
 case("zero_rise", sub("  vip: 10.9.0.10/24", "  vip: 10.9.0.10/24\n  health_check:\n    rise: "+M+"0"), "`rise` must be at least 1")
 
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "invalid")

@@ -177,22 +177,21 @@ fn mermaid(topology: &Topology) -> String {
             .iter()
             .map(ToString::to_string)
             .collect();
-        let _ = writeln!(
-            out,
-            "    admin([\"admin: {}\"]) -.->|\"SSH (every host)\"| {}",
-            sources.join(", "),
-            topology_anchor(topology)
-        );
+        let tiers: Vec<&str> = [Tier::LoadBalancer, Tier::Web, Tier::App, Tier::Database]
+            .into_iter()
+            .filter(|t| !topology.tier_hosts(*t).is_empty())
+            .map(Tier::key)
+            .collect();
+        if !tiers.is_empty() {
+            let _ = writeln!(
+                out,
+                "    admin([\"admin: {}\"]) -.->|\"SSH :22 (firewall: admin sources only)\"| {}",
+                sources.join(", "),
+                tiers.join(" & ")
+            );
+        }
     }
     out
-}
-
-fn topology_anchor(topology: &Topology) -> &'static str {
-    Tier::ALL
-        .into_iter()
-        .rev()
-        .find(|t| !topology.tier_hosts(*t).is_empty())
-        .map_or("clients", Tier::key)
 }
 
 fn dot(topology: &Topology) -> String {

@@ -88,9 +88,13 @@ pub fn json_schema() -> serde_json::Value {
     serde_json::to_value(&schema).unwrap_or_default()
 }
 
+/// The deepest nesting a topology may have. Real topologies need about 6 levels; the limit keeps
+/// recursive deserialization far from the stack's end even in debug builds on test threads.
+const MAX_DEPTH: usize = 20;
+
 /// YAML to raw types. Syntax errors end here; unknown keys are all collected first.
 fn parse(source: &SourceFile, diagnostics: &mut Diagnostics) -> Option<raw::RawTopology> {
-    let options = serde_saphyr::options! { budget: serde_saphyr::budget! { max_depth: 64, max_nodes: 200_000 } };
+    let options = serde_saphyr::options! { budget: serde_saphyr::budget! { max_depth: MAX_DEPTH, max_nodes: 200_000 } };
     let tree = match serde_saphyr::from_str_with_options::<raw::Sp<node::Node>>(
         source.text(),
         options.clone(),
@@ -135,6 +139,16 @@ fn yaml_error(error: &serde_saphyr::Error) -> Diagnostic {
         let key = rest.split(',').next().unwrap_or(rest).trim();
         let mut diagnostic = Diagnostic::error(position, format!("duplicate key `{key}`"));
         diagnostic.expected("each key (and each host name) once in its mapping");
+        return diagnostic;
+    }
+    if message.contains("budget breached") || message.contains("recursion limit") {
+        let mut diagnostic = Diagnostic::error(
+            position,
+            "the file is nested too deeply or expands too much",
+        );
+        diagnostic.expected(format!(
+            "at most {MAX_DEPTH} levels of nesting and no alias expansion bombs"
+        ));
         return diagnostic;
     }
     let expected = match message.as_str() {

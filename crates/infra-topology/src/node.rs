@@ -163,7 +163,13 @@ fn walk(
                 let Some(required) = required.as_str() else {
                     continue;
                 };
-                if !entries.iter().any(|(key, _)| key.value == required) {
+                // A misspelt key is reported once, as unknown with a "did you mean", not
+                // also as the missing key it was meant to be.
+                let misspelt = entries.iter().any(|(key, _)| {
+                    properties.is_some_and(|p| !p.contains_key(&key.value))
+                        && closest(&key.value, &[required]).is_some()
+                });
+                if !misspelt && !entries.iter().any(|(key, _)| key.value == required) {
                     let description = properties
                         .and_then(|p| p.get(required))
                         .and_then(|p| p.get("description"))

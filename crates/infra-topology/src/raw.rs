@@ -98,6 +98,7 @@ impl Ord for Sp<String> {
 /// Defaults applied to every host.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Defaults")]
 pub struct RawDefaults {
     /// SSH settings for every host.
     #[serde(default)]
@@ -111,6 +112,7 @@ pub struct RawDefaults {
 /// configuration (`~/.ssh/config`).
 #[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Ssh")]
 pub struct RawSsh {
     /// Login user (default `root`).
     pub user: Option<Sp<String>>,
@@ -125,6 +127,7 @@ pub struct RawSsh {
 /// One machine.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Host")]
 pub struct RawHost {
     /// Its IPv4 or IPv6 address.
     pub address: Sp<String>,
@@ -138,6 +141,7 @@ pub struct RawHost {
 /// The load balancer tier: HAProxy on every host, keepalived moving a virtual IP between them.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "LoadBalancer")]
 pub struct RawLoadBalancer {
     /// The load balancer hosts; the first is the preferred VRRP master.
     pub hosts: Sp<Vec<Sp<String>>>,
@@ -166,6 +170,7 @@ pub struct RawLoadBalancer {
 /// An HTTP health check against each web server.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "HealthCheck")]
 pub struct RawHealthCheck {
     /// The path requested (default `/healthz`).
     pub path: Option<Sp<String>>,
@@ -180,6 +185,7 @@ pub struct RawHealthCheck {
 /// HAProxy's statistics page (`/stats`) and Prometheus endpoint (`/metrics`).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Stats")]
 pub struct RawStats {
     /// Port of the stats listener (default 8404).
     pub port: Option<Sp<u16>>,
@@ -194,6 +200,7 @@ pub struct RawStats {
 /// TLS at the edge.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Tls")]
 pub struct RawTls {
     /// `terminate` (HAProxy terminates TLS and redirects HTTP to HTTPS), `passthrough` (HAProxy
     /// forwards TLS untouched; Nginx terminates it) or `off` (default `off`).
@@ -208,6 +215,7 @@ pub struct RawTls {
 /// The web tier: Nginx serving static files and proxying the app path to the app tier.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Web")]
 pub struct RawWeb {
     /// The web hosts.
     pub hosts: Sp<Vec<Sp<String>>>,
@@ -230,6 +238,7 @@ pub struct RawWeb {
 /// The app tier: the user's program as a systemd service.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "App")]
 pub struct RawApp {
     /// The app hosts.
     pub hosts: Sp<Vec<Sp<String>>>,
@@ -256,6 +265,7 @@ pub struct RawApp {
 /// The database tier: MariaDB with GTID replication.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Database")]
 pub struct RawDatabase {
     /// The primary's host.
     pub primary: Sp<String>,
@@ -275,6 +285,7 @@ pub struct RawDatabase {
 /// A database account.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "DatabaseUser")]
 pub struct RawDatabaseUser {
     /// User name.
     pub name: Sp<String>,
@@ -285,6 +296,7 @@ pub struct RawDatabaseUser {
 /// The nftables firewall. `infra` owns one table (`inet infra`) and never touches others.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Firewall")]
 pub struct RawFirewall {
     /// Whether `infra` manages a firewall (default true).
     pub enabled: Option<Sp<bool>>,
@@ -295,6 +307,7 @@ pub struct RawFirewall {
 /// Settings for `infra lab`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Lab")]
 pub struct RawLab {
     /// The Docker network's subnet (CIDR); must hold every host address and the VIP.
     pub subnet: Option<Sp<String>>,

@@ -92,7 +92,10 @@ pub fn print_error(error: &anyhow::Error, style: Style) {
             let _ = writeln!(stderr, "    {line}");
         }
     }
-    if let Some(hinted) = error.chain().find_map(|c| c.downcast_ref::<Hinted>()) {
+    let hinted = error
+        .downcast_ref::<Hinted>()
+        .or_else(|| error.chain().find_map(|c| c.downcast_ref::<Hinted>()));
+    if let Some(hinted) = hinted {
         let _ = writeln!(stderr, "hint: {}", hinted.hint);
     }
 }

@@ -2,7 +2,7 @@
 """The scale-up demo app: a counter kept in MariaDB.
 
 GET /health          -> 200 "ok" when the app can reach its database
-GET /api/counter     -> {"host": <app host>, "counter": <visits so far>, "replica": <count read on a replica>}
+GET /api/...         -> {"host": <app host>, "counter": <visits so far>}
 
 Settings come from the environment that `infra` writes: DB_HOST, DB_PORT, DB_NAME, DB_USER,
 DB_PASSWORD and DB_REPLICAS (comma-separated addresses of read-only replicas).

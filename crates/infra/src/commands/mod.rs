@@ -45,9 +45,32 @@ fn environment(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// For commands that never use a secret's value (`graph`): an unset variable stands in as a
+/// placeholder instead of being an error.
+fn environment_or_placeholder(name: &str) -> Option<String> {
+    Some(environment(name).unwrap_or_else(|| "unresolved".to_owned()))
+}
+
+/// Whether a command needs the secrets' values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SecretValues {
+    /// Unset variables are errors (validate, render, and everything that touches hosts).
+    Required,
+    /// Unset variables are fine (graph).
+    NotNeeded,
+}
+
 /// Loads the topology, printing warnings. `Ok(None)` when it is invalid (findings printed).
 fn load(cli: &Cli, style: Style) -> anyhow::Result<Option<Loaded>> {
-    match infra_topology::load(&cli.global.file, &environment) {
+    load_with(cli, style, SecretValues::Required)
+}
+
+fn load_with(cli: &Cli, style: Style, secrets: SecretValues) -> anyhow::Result<Option<Loaded>> {
+    let lookup: infra_topology::EnvLookup<'_> = match secrets {
+        SecretValues::Required => &environment,
+        SecretValues::NotNeeded => &environment_or_placeholder,
+    };
+    match infra_topology::load(&cli.global.file, lookup) {
         Ok(loaded) => {
             if !loaded.warnings.is_empty() {
                 eprint!(

@@ -1,0 +1,62 @@
+# Shared set-up for scripts/quickstart and scripts/test: installs what is missing.
+# On Debian as root it installs with apt; elsewhere it says exactly what to install.
+# shellcheck shell=bash
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+is_debian_root() {
+  [ "$(id -u)" -eq 0 ] && [ -r /etc/debian_version ] && command -v apt-get >/dev/null 2>&1
+}
+
+apt_updated=""
+apt_install() {
+  # Installs Debian packages without starting their services on this machine: a
+  # policy-rc.d that denies starts is put in place for the install if none exists.
+  local created_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    created_policy=yes
+  fi
+  if [ -z "$apt_updated" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    apt_updated=yes
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  if [ -n "$created_policy" ]; then
+    rm -f /usr/sbin/policy-rc.d
+  fi
+}
+
+# ensure_commands "package:command" ...: installs each package whose command is missing.
+ensure_commands() {
+  local missing=() pair package command
+  for pair in "$@"; do
+    package=${pair%%:*}
+    command=${pair#*:}
+    if ! command -v "$command" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$command" ] && [ ! -x "/sbin/$command" ]; then
+      missing+=("$package")
+    fi
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if is_debian_root; then
+    say "installing ${missing[*]}"
+    apt_install "${missing[@]}"
+  else
+    say "missing: ${missing[*]}"
+    say "install them (Debian/Ubuntu: sudo apt-get install ${missing[*]}) and run this again"
+    exit 1
+  fi
+}
+
+# The real config checkers the tests feed every rendered file to.
+ensure_validators() {
+  ensure_commands haproxy:haproxy keepalived:keepalived nginx:nginx nftables:nft mariadb-server:mariadbd
+}
+
+ensure_rust() {
+  if ! command -v cargo >/dev/null 2>&1; then
+    say "cargo is missing: install Rust (https://rustup.rs, or apt-get install cargo) and run this again"
+    exit 1
+  fi
+}
