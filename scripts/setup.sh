@@ -60,3 +60,31 @@ ensure_rust() {
     exit 1
   fi
 }
+
+# A running Docker engine and debootstrap, for the lab. Installs docker.io when dockerd is
+# missing (a docker client alone is not enough) and starts the engine when it does not answer.
+ensure_docker() {
+  ensure_commands docker.io:dockerd debootstrap:debootstrap openssh-client:ssh
+  if docker info >/dev/null 2>&1; then
+    return 0
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    say "the Docker engine is not running: start it (sudo systemctl start docker) and run this again"
+    exit 1
+  fi
+  say "starting the Docker engine"
+  if [ -d /run/systemd/system ]; then
+    systemctl start docker
+  else
+    setsid nohup dockerd >/var/log/infra-dockerd.log 2>&1 < /dev/null &
+  fi
+  local waited=0
+  until docker info >/dev/null 2>&1; do
+    if [ "$waited" -ge 120 ]; then
+      say "the Docker engine did not answer within 120 s; see /var/log/infra-dockerd.log"
+      exit 1
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+}

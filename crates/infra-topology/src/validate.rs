@@ -873,8 +873,13 @@ impl Checker<'_, '_> {
         }
         for (name, position) in known {
             if !used.contains(name) {
+                let managed = if raw.firewall.enabled.as_ref().is_none_or(|e| e.value) {
+                    "`infra` will only manage its firewall"
+                } else {
+                    "`infra` will manage nothing on it"
+                };
                 self.warning(*position, format!("host `{name}` is in no tier"))
-                    .hint("`infra` will only manage its firewall; add it to a tier or remove it");
+                    .hint(format!("{managed}; add it to a tier or remove it"));
             }
         }
     }

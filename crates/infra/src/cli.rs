@@ -51,6 +51,36 @@ pub enum Command {
     Graph(GraphArgs),
     /// Print the JSON Schema of the topology file, for editors.
     Schema,
+    /// Real Debian hosts for the topology on this machine, as Docker containers.
+    #[command(subcommand)]
+    Lab(LabCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Create (or keep) one container per host, wait until each answers over SSH.
+    Up(LabUpArgs),
+    /// Each host, its address, whether it runs and whether SSH answers.
+    Status,
+    /// Remove exactly the containers, network and files `lab up` created.
+    Down,
+}
+
+#[derive(Debug, Args)]
+pub struct LabUpArgs {
+    /// Replace existing hosts with fresh ones.
+    #[arg(long)]
+    pub recreate: bool,
+    /// Debian mirror for building the base image with debootstrap.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "http://deb.debian.org/debian"
+    )]
+    pub mirror: String,
+    /// Seconds to wait for each host to answer over SSH.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub ssh_timeout: u64,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! One module per subcommand; each is a thin composition of the library stages.
 
 mod graph;
+mod lab;
 mod render;
 mod schema;
 mod validate;
@@ -37,6 +38,7 @@ pub fn run(cli: &Cli, style: Style) -> anyhow::Result<Outcome> {
         Command::Render(args) => render::run(cli, args, style),
         Command::Graph(args) => graph::run(cli, args, style),
         Command::Schema => schema::run(),
+        Command::Lab(command) => lab::run(cli, command, style),
     }
 }
 

@@ -1,0 +1,128 @@
+//! `infra lab up | status | down`.
+
+use std::io::IsTerminal as _;
+use std::time::{Duration, Instant};
+
+use infra_exec::lab::{self, HostOutcome, Recreate, Reporter, UpOptions};
+
+use super::{Outcome, SecretValues, load_with};
+use crate::cli::{Cli, LabCommand};
+use crate::output::{Hinted, Style};
+
+/// Progress lines on stderr, prefixed with the elapsed time when not on a terminal.
+struct LineReporter {
+    started: Instant,
+    timestamps: bool,
+}
+
+impl Reporter for LineReporter {
+    fn step(&self, host: Option<&str>, message: &str) {
+        let prefix = if self.timestamps {
+            format!("[{:>6.1}s] ", self.started.elapsed().as_secs_f64())
+        } else {
+            String::new()
+        };
+        match host {
+            Some(host) => eprintln!("{prefix}{host}: {message}"),
+            None => eprintln!("{prefix}{message}"),
+        }
+    }
+}
+
+fn lab_error(error: lab::LabError) -> anyhow::Error {
+    match error.hint() {
+        Some(hint) => anyhow::Error::new(Hinted::new(error.to_string(), hint)),
+        None => anyhow::Error::new(error),
+    }
+}
+
+/// Runs a lab subcommand.
+pub fn run(cli: &Cli, command: &LabCommand, style: Style) -> anyhow::Result<Outcome> {
+    let Some(loaded) = load_with(cli, style, SecretValues::NotNeeded)? else {
+        return Ok(Outcome::Failed);
+    };
+    let topology = loaded.topology;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let reporter = LineReporter {
+        started: Instant::now(),
+        timestamps: !std::io::stderr().is_terminal(),
+    };
+    match command {
+        LabCommand::Up(args) => {
+            let options = UpOptions {
+                recreate: if args.recreate {
+                    Recreate::All
+                } else {
+                    Recreate::Keep
+                },
+                mirror: args.mirror.clone(),
+                ssh_timeout: Duration::from_secs(args.ssh_timeout),
+            };
+            let report = runtime
+                .block_on(lab::up(&topology, &options, &reporter))
+                .map_err(lab_error)?;
+            println!(
+                "lab `{}` is up on network `{}` ({}): image {:?} in {:.1} s, hosts ready in {:.1} s",
+                report.layout.topology,
+                report.layout.network,
+                report.layout.subnet,
+                report.image,
+                report.image_time.as_secs_f64(),
+                report.hosts_time.as_secs_f64()
+            );
+            for (host, outcome) in &report.hosts {
+                let outcome = match outcome {
+                    HostOutcome::Kept => "kept",
+                    HostOutcome::Started => "started",
+                    HostOutcome::Created => "created",
+                };
+                println!(
+                    "  {:<12} {:<16} {:<8} {}",
+                    host.name, host.address, outcome, host.container
+                );
+            }
+            println!(
+                "ssh: ssh -F {} <address>",
+                report.files.ssh_config().display()
+            );
+            Ok(Outcome::Success)
+        }
+        LabCommand::Status => {
+            let statuses = runtime
+                .block_on(lab::status(&topology))
+                .map_err(lab_error)?;
+            println!("{:<12} {:<16} {:<10} ssh", "host", "address", "container");
+            let mut all_good = true;
+            for status in &statuses {
+                let state = status.container_state.as_deref().unwrap_or("absent");
+                all_good &= status.ssh;
+                println!(
+                    "{:<12} {:<16} {:<10} {}",
+                    status.host.name,
+                    status.host.address,
+                    state,
+                    if status.ssh { "answers" } else { "no answer" }
+                );
+            }
+            Ok(if all_good {
+                Outcome::Success
+            } else {
+                Outcome::Failed
+            })
+        }
+        LabCommand::Down => {
+            let report = runtime
+                .block_on(lab::down(&topology, &reporter))
+                .map_err(lab_error)?;
+            println!(
+                "lab `{}` is down: removed {} containers and {} networks",
+                topology.name,
+                report.containers.len(),
+                report.networks.len()
+            );
+            Ok(Outcome::Success)
+        }
+    }
+}
