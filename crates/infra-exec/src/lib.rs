@@ -1,5 +1,7 @@
 //! `infra-exec`: everything `infra` does to machines. Today: the lab, real Debian hosts in
 //! Docker containers for trying a topology and for every test that crosses SSH.
 
+pub mod gather;
 pub mod lab;
 pub mod process;
+pub mod ssh;

@@ -106,7 +106,7 @@ pub enum Check {
 }
 
 /// What a service needs when one of its files changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
     /// `systemctl reload`: no connection is dropped.

@@ -6,9 +6,14 @@
 mod build;
 mod context;
 mod desired;
+mod diff;
+pub mod facts;
 pub mod firewall;
 pub mod graph;
 pub mod paths;
+pub mod plan;
+pub mod shell;
+pub mod show;
 mod templates;
 
 use std::path::PathBuf;

@@ -8,6 +8,8 @@ pub const HAPROXY_CFG: &str = "/etc/haproxy/haproxy.cfg";
 pub const KEEPALIVED_CONF: &str = "/etc/keepalived/keepalived.conf";
 /// `infra`'s firewall ruleset (the table `inet infra`).
 pub const FIREWALL_NFT: &str = "/etc/infra/firewall.nft";
+/// Where apply records the hash of the loaded firewall table, to spot later changes to it.
+pub const FIREWALL_RECORD: &str = "/var/lib/infra/firewall.sha256";
 /// The unit that loads the firewall at boot.
 pub const FIREWALL_UNIT: &str = "/etc/systemd/system/infra-firewall.service";
 /// MariaDB's drop-in written by `infra`.

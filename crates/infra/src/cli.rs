@@ -51,6 +51,8 @@ pub enum Command {
     Graph(GraphArgs),
     /// Print the JSON Schema of the topology file, for editors.
     Schema,
+    /// Connect to every host, gather facts, and show what apply would change. Changes nothing.
+    Plan(PlanArgs),
     /// Real Debian hosts for the topology on this machine, as Docker containers.
     #[command(subcommand)]
     Lab(LabCommand),
@@ -109,4 +111,42 @@ pub enum GraphFormatArg {
     Mermaid,
     /// Graphviz DOT.
     Dot,
+}
+
+/// How to reach hosts: flags shared by every command that connects.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// Hosts connected to at once.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub parallelism: usize,
+    /// Only these hosts (repeatable).
+    #[arg(long = "target", value_name = "HOST")]
+    pub targets: Vec<String>,
+    /// Leave these hosts out (repeatable).
+    #[arg(long = "exclude", value_name = "HOST")]
+    pub excludes: Vec<String>,
+    /// Trust a host key seen for the first time and record it (a changed key is still refused).
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// Seconds to wait for a connection.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub connect_timeout: u64,
+    /// Seconds to wait for each remote command.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub command_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Save the plan to FILE (for `apply FILE`); it holds no secret.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Print the plan as JSON (format documented in docs/cli.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
 }

@@ -19,6 +19,11 @@ impl Style {
         }
     }
 
+    /// Whether standard output may be coloured (a terminal, and colour not turned off).
+    pub fn colour_stdout(self) -> bool {
+        self.colour && std::io::stdout().is_terminal()
+    }
+
     fn paint(self, paint: Paint, text: &str) -> String {
         if self.colour {
             format!("{}{text}{}", paint.render(), paint.render_reset())

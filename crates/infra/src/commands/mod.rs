@@ -2,6 +2,7 @@
 
 mod graph;
 mod lab;
+mod plan;
 mod render;
 mod schema;
 mod validate;
@@ -19,6 +20,8 @@ pub enum Outcome {
     Success,
     /// Exit 1, the reason already printed (e.g. an invalid topology).
     Failed,
+    /// Exit 2: `plan --detailed-exitcode` found changes.
+    ChangesPresent,
 }
 
 impl Outcome {
@@ -27,6 +30,7 @@ impl Outcome {
         match self {
             Outcome::Success => 0,
             Outcome::Failed => 1,
+            Outcome::ChangesPresent => 2,
         }
     }
 }
@@ -39,6 +43,7 @@ pub fn run(cli: &Cli, style: Style) -> anyhow::Result<Outcome> {
         Command::Graph(args) => graph::run(cli, args, style),
         Command::Schema => schema::run(),
         Command::Lab(command) => lab::run(cli, command, style),
+        Command::Plan(args) => plan::run(cli, args, style),
     }
 }
 
