@@ -62,12 +62,21 @@ impl Gathered {
     pub fn unreachable(&self) -> Vec<Unreachable> {
         self.failed
             .iter()
-            .map(|(host, error)| Unreachable {
-                host: host.clone(),
-                error: match error.hint() {
-                    Some(hint) => format!("{error} (hint: {hint})"),
-                    None => error.to_string(),
-                },
+            .map(|(host, error)| {
+                let mut text = error.to_string();
+                let mut source = std::error::Error::source(error);
+                while let Some(cause) = source {
+                    text.push_str(": ");
+                    text.push_str(&cause.to_string());
+                    source = cause.source();
+                }
+                if let Some(hint) = error.hint() {
+                    text.push_str(&format!(" (hint: {hint})"));
+                }
+                Unreachable {
+                    host: host.clone(),
+                    error: text,
+                }
             })
             .collect()
     }

@@ -356,6 +356,13 @@ fn database(
         DatabaseRole::Replica
     };
     state.packages.push("mariadb-server".to_owned());
+    // The binary and relay logs live here; Debian's package does not always create it.
+    state.directories.push(Directory {
+        path: "/var/log/mysql".to_owned(),
+        owner: "mysql".to_owned(),
+        group: "mysql".to_owned(),
+        mode: Mode(0o750),
+    });
     let template = match role {
         DatabaseRole::Primary => "mariadb-primary.cnf",
         DatabaseRole::Replica => "mariadb-replica.cnf",

@@ -183,7 +183,7 @@ packages() {
     esac
   done
 }
-ownership() { stat -c '%U\t%G\t%a' "$1"; }
+ownership() { stat --printf '%U\t%G\t%a' "$1"; }
 directory() {
   if [ -d "$1" ] && [ ! -L "$1" ]; then printf 'directory\t%s\t%s\n' "$1" "$(ownership "$1")"
   else printf 'directory\t%s\t-\n' "$1"; fi

@@ -109,8 +109,8 @@ pub fn rules_for(topology: &Topology, host: &Host) -> Vec<Rule> {
             .collect();
         if !peers.is_empty() {
             rules.push(Rule::new(
-                "VRRP from the other load balancers".to_owned(),
-                "meta l4proto vrrp".to_owned(),
+                "VRRP (IP protocol 112) from the other load balancers".to_owned(),
+                "meta l4proto 112".to_owned(),
                 &peers,
             ));
         }

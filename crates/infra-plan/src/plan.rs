@@ -174,9 +174,9 @@ impl Plan {
         summary
     }
 
-    /// True when some resource changes.
+    /// True when some resource changes or some service must reload or restart.
     pub fn has_changes(&self) -> bool {
-        self.summary() != Summary::default()
+        self.summary() != Summary::default() || self.hosts.iter().any(|h| !h.triggered.is_empty())
     }
 }
 
@@ -238,8 +238,12 @@ impl Builder<'_> {
     }
 }
 
-/// Compares one host's desired state with its facts.
-pub fn diff_host(state: &HostState, facts: &HostFacts) -> HostPlan {
+/// Reloads and restarts owed from an earlier run that stopped before its service step.
+pub type Pending = std::collections::BTreeMap<String, Vec<(String, Trigger)>>;
+
+/// Compares one host's desired state with its facts; `pending` are reloads or restarts an
+/// earlier, interrupted run still owes on this host.
+pub fn diff_host(state: &HostState, facts: &HostFacts, pending: &[(String, Trigger)]) -> HostPlan {
     let host = state.name.as_str();
     let mut builder = Builder {
         host,
@@ -490,6 +494,19 @@ pub fn diff_host(state: &HostState, facts: &HostFacts) -> HostPlan {
             }
         }
     }
+    for (unit, trigger) in pending {
+        if !state.services.iter().any(|s| &s.unit == unit) {
+            continue;
+        }
+        match triggered.iter_mut().find(|t| &t.unit == unit) {
+            Some(existing) => existing.trigger = existing.trigger.max(*trigger),
+            None => triggered.push(Triggered {
+                unit: unit.clone(),
+                trigger: *trigger,
+                because: vec!["owed by an earlier apply that stopped".to_owned()],
+            }),
+        }
+    }
     HostPlan {
         host: host.to_owned(),
         facts_sha256: fingerprint(facts),
@@ -571,6 +588,7 @@ pub fn mysql_native_password(password: &str) -> String {
 pub fn diff(
     desired: &DesiredState,
     facts: &[(String, HostFacts)],
+    pending: &Pending,
     unreachable: Vec<Unreachable>,
 ) -> Plan {
     let hosts = desired
@@ -578,7 +596,11 @@ pub fn diff(
         .iter()
         .filter_map(|state| {
             let (_, host_facts) = facts.iter().find(|(name, _)| name == state.name.as_str())?;
-            Some(diff_host(state, host_facts))
+            let owed = pending
+                .get(state.name.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            Some(diff_host(state, host_facts, owed))
         })
         .collect();
     Plan {

@@ -53,6 +53,12 @@ pub enum Command {
     Schema,
     /// Connect to every host, gather facts, and show what apply would change. Changes nothing.
     Plan(PlanArgs),
+    /// Converge the hosts to the topology (or to a saved plan), after showing the plan.
+    Apply(ApplyArgs),
+    /// Remove what infra created on the hosts (per its state), after showing the plan.
+    Destroy(DestroyArgs),
+    /// Remove a lock left behind by a run that is gone.
+    ForceUnlock(ForceUnlockArgs),
     /// Real Debian hosts for the topology on this machine, as Docker containers.
     #[command(subcommand)]
     Lab(LabCommand),
@@ -149,4 +155,86 @@ pub struct PlanArgs {
     /// Exit 0 when there are no changes, 2 when there are, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+}
+
+/// Flags shared by apply and destroy.
+#[derive(Debug, Args)]
+pub struct ChangeArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// One JSON event per line on stdout, for CI.
+    #[arg(long)]
+    pub json: bool,
+    /// Failed hosts a tier tolerates before the run stops: a count or a percentage (`25%`).
+    #[arg(long, value_name = "N|N%", default_value = "0", value_parser = parse_max_fail)]
+    pub max_fail: MaxFailArg,
+    /// Wait this long for the state lock (`30s`, `5m`); by default fail at once.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum MaxFailArg {
+    Count(usize),
+    Percent(u8),
+}
+
+fn parse_max_fail(text: &str) -> Result<MaxFailArg, String> {
+    if let Some(percent) = text.strip_suffix('%') {
+        let value: u8 = percent
+            .parse()
+            .map_err(|_| format!("`{text}` is not a percentage"))?;
+        if value > 100 {
+            return Err(format!("`{text}` is more than 100%"));
+        }
+        Ok(MaxFailArg::Percent(value))
+    } else {
+        text.parse()
+            .map(MaxFailArg::Count)
+            .map_err(|_| format!("`{text}` is not a count or a percentage"))
+    }
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like `30s` or `5m`"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "m" => value * 60,
+        "h" => value * 3600,
+        _ => return Err(format!("`{text}` is not a duration like `30s` or `5m`")),
+    };
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A plan saved with `infra plan --out FILE`: apply exactly it (refused if stale).
+    #[arg(value_name = "PLANFILE")]
+    pub plan_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub change: ChangeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    pub change: ChangeArgs,
+    /// Also drop the databases and accounts infra created (data is kept by default).
+    #[arg(long)]
+    pub delete_data: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ForceUnlockArgs {
+    /// The lock ID (shown by the run that found the state locked).
+    pub id: String,
 }

@@ -5,6 +5,7 @@ mod certificate;
 mod cli;
 mod commands;
 mod output;
+mod progress;
 
 use std::process::ExitCode;
 

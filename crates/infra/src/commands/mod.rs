@@ -1,5 +1,6 @@
 //! One module per subcommand; each is a thin composition of the library stages.
 
+mod apply;
 mod graph;
 mod lab;
 mod plan;
@@ -22,6 +23,8 @@ pub enum Outcome {
     Failed,
     /// Exit 2: `plan --detailed-exitcode` found changes.
     ChangesPresent,
+    /// Another documented code (3 partial apply, 130 interrupted).
+    Code(u8),
 }
 
 impl Outcome {
@@ -31,6 +34,7 @@ impl Outcome {
             Outcome::Success => 0,
             Outcome::Failed => 1,
             Outcome::ChangesPresent => 2,
+            Outcome::Code(code) => code,
         }
     }
 }
@@ -44,6 +48,9 @@ pub fn run(cli: &Cli, style: Style) -> anyhow::Result<Outcome> {
         Command::Schema => schema::run(),
         Command::Lab(command) => lab::run(cli, command, style),
         Command::Plan(args) => plan::run(cli, args, style),
+        Command::Apply(args) => apply::run(cli, args, style),
+        Command::Destroy(args) => apply::destroy(cli, args, style),
+        Command::ForceUnlock(args) => apply::force_unlock(cli, args, style),
     }
 }
 
@@ -60,7 +67,7 @@ fn environment_or_placeholder(name: &str) -> Option<String> {
 
 /// Whether a command needs the secrets' values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SecretValues {
+pub(crate) enum SecretValues {
     /// Unset variables are errors (validate, render, and everything that touches hosts).
     Required,
     /// Unset variables are fine (graph).
@@ -72,7 +79,11 @@ fn load(cli: &Cli, style: Style) -> anyhow::Result<Option<Loaded>> {
     load_with(cli, style, SecretValues::Required)
 }
 
-fn load_with(cli: &Cli, style: Style, secrets: SecretValues) -> anyhow::Result<Option<Loaded>> {
+pub(crate) fn load_with(
+    cli: &Cli,
+    style: Style,
+    secrets: SecretValues,
+) -> anyhow::Result<Option<Loaded>> {
     let lookup: infra_topology::EnvLookup<'_> = match secrets {
         SecretValues::Required => &environment,
         SecretValues::NotNeeded => &environment_or_placeholder,

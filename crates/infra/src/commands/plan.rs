@@ -64,6 +64,7 @@ pub fn make_plan(
     let certificate = certificate::generated(&topology, Keep::OnDisk)?;
     let desired = infra_plan::desired_state(&topology, &templates, certificate.as_ref())?;
     let options = connect_options(&topology, args);
+    let pending = infra_exec::state::load(&topology.base_dir, &topology.name)?.pending();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -71,7 +72,7 @@ pub fn make_plan(
     let plan = runtime.block_on(async {
         let gathered =
             gather::gather(&topology, &desired, &selected, &options, args.parallelism).await;
-        let plan = plan::diff(&desired, &gathered.facts, gathered.unreachable());
+        let plan = plan::diff(&desired, &gathered.facts, &pending, gathered.unreachable());
         gathered.close().await;
         plan
     });
