@@ -189,6 +189,8 @@ pub struct ApplyOptions {
 /// Shared by every host task.
 struct Shared {
     state: Mutex<State>,
+    /// Hosts whose packages the first phase installed (or found nothing to install).
+    packages_done: Mutex<std::collections::BTreeSet<String>>,
     base_dir: std::path::PathBuf,
     cancel: Arc<AtomicBool>,
     reporter: Arc<dyn ApplyReporter>,
@@ -273,6 +275,7 @@ pub async fn apply(
 ) -> (ApplyReport, State) {
     let shared = Arc::new(Shared {
         state: Mutex::new(state),
+        packages_done: Mutex::new(std::collections::BTreeSet::new()),
         base_dir: topology.base_dir.clone(),
         cancel,
         reporter,
@@ -282,6 +285,8 @@ pub async fn apply(
         .map(|c| (c.host().to_owned(), c))
         .collect();
     let mut outcomes: Vec<(String, HostOutcome)> = Vec::new();
+    let package_failures =
+        install_everywhere(plan, &mut connections, &shared, options.parallelism).await;
     let mut stop = false;
     for (names, serial) in groups(topology, desired) {
         let planned: Vec<&String> = names
@@ -312,6 +317,14 @@ pub async fn apply(
                     error: error.to_string(),
                 });
                 outcomes.push((name.clone(), HostOutcome::Failed(error, false)));
+                if failures > allowed {
+                    stop_group.store(true, Ordering::SeqCst);
+                }
+                continue;
+            }
+            if let Some(error) = package_failures.get(name.as_str()) {
+                failures += 1;
+                outcomes.push((name.clone(), HostOutcome::Failed(error.clone(), false)));
                 if failures > allowed {
                     stop_group.store(true, Ordering::SeqCst);
                 }
@@ -381,6 +394,94 @@ pub async fn apply(
         Err(shared) => shared.state.lock().map(|s| s.clone()).unwrap_or_default(),
     };
     (ApplyReport { hosts: outcomes }, state)
+}
+
+/// Installs every host's missing packages at once, before the tier-ordered steps: installing
+/// a package changes no running service's configuration, and apt is most of a cold apply.
+/// Returns the hosts where it failed.
+async fn install_everywhere(
+    plan: &Plan,
+    connections: &mut BTreeMap<String, Connection>,
+    shared: &Arc<Shared>,
+    parallelism: usize,
+) -> BTreeMap<String, HostError> {
+    let limit = Arc::new(Semaphore::new(parallelism.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for host_plan in &plan.hosts {
+        let packages: Vec<String> = changes_of(host_plan, ResourceKind::Package)
+            .map(|c| c.name.clone())
+            .collect();
+        if packages.is_empty() || shared.cancel.load(Ordering::SeqCst) {
+            continue;
+        }
+        let Some(connection) = connections.remove(&host_plan.host) else {
+            continue;
+        };
+        let shared = Arc::clone(shared);
+        let limit = Arc::clone(&limit);
+        let host = host_plan.host.clone();
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            shared.reporter.event(Event::Step {
+                host: host.clone(),
+                step: "packages",
+                done: 0,
+            });
+            let result = install(&connection, &host, &packages, &shared).await;
+            (host, result, connection)
+        });
+    }
+    let mut failures = BTreeMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        let Ok((host, result, connection)) = joined else {
+            continue;
+        };
+        match result {
+            Ok(()) => {
+                if let Ok(mut done) = shared.packages_done.lock() {
+                    done.insert(host.clone());
+                }
+            }
+            Err(error) => {
+                shared.reporter.event(Event::HostFailed {
+                    host: host.clone(),
+                    error: error.to_string(),
+                });
+                failures.insert(host.clone(), error);
+            }
+        }
+        connections.insert(host, connection);
+    }
+    failures
+}
+
+/// Installs `packages` on `host` and records them, and the users and groups they created.
+async fn install(
+    connection: &Connection,
+    host: &str,
+    packages: &[String],
+    shared: &Shared,
+) -> Result<(), HostError> {
+    let output = run_step(connection, "packages", &steps::install_packages(packages)).await?;
+    let field = |tag: &str| -> Vec<String> {
+        reported(&output, tag)
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect()
+    };
+    let (installed, users, groups) = (field("installed"), field("new-user"), field("new-group"));
+    let dependencies = field("new-package");
+    // Only packages that were not there before are `infra`'s to remove.
+    let installed: Vec<String> = installed
+        .into_iter()
+        .filter(|p| dependencies.contains(p))
+        .collect();
+    shared.record(host, |r| {
+        r.packages.extend(installed);
+        r.dependencies.extend(dependencies);
+        r.users.extend(users);
+        r.groups.extend(groups);
+    })
 }
 
 /// The lines a script printed that start with `tag`, second field.
@@ -517,7 +618,12 @@ async fn apply_host(
         return HostOutcome::Unchanged;
     }
     let mut steps: Vec<&'static str> = Vec::new();
-    if !packages.is_empty() {
+    let packages_done = shared
+        .packages_done
+        .lock()
+        .map(|done| done.contains(&host))
+        .unwrap_or(false);
+    if !packages.is_empty() && !packages_done {
         steps.push("packages");
     }
     if !directories.is_empty() {
@@ -597,14 +703,7 @@ async fn run_host_step(
 ) -> Result<(), HostError> {
     let host = desired.name.as_str();
     match step {
-        "packages" => {
-            let output = run_step(connection, step, &steps::install_packages(packages)).await?;
-            let installed: Vec<String> = reported(&output, "installed")
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect();
-            shared.record(host, |r| r.packages.extend(installed))
-        }
+        "packages" => install(connection, host, packages, shared).await,
         "directories" => {
             let output = run_step(connection, step, &steps::directories(directories)).await?;
             let created: Vec<String> = reported(&output, "created-dir")

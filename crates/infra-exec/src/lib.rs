@@ -2,6 +2,7 @@
 //! Docker containers for trying a topology and for every test that crosses SSH.
 
 pub mod apply;
+pub mod destroy;
 pub mod files;
 pub mod gather;
 pub mod lab;

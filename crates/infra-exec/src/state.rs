@@ -31,6 +31,15 @@ pub struct State {
 pub struct HostRecord {
     /// Packages `infra` installed that were not there before.
     pub packages: BTreeSet<String>,
+    /// Every package that arrived with them (dependencies included), for a clean removal.
+    #[serde(default)]
+    pub dependencies: BTreeSet<String>,
+    /// System users the packages `infra` installed created.
+    #[serde(default)]
+    pub users: BTreeSet<String>,
+    /// System groups the packages `infra` installed created.
+    #[serde(default)]
+    pub groups: BTreeSet<String>,
     /// Folders `infra` created.
     pub directories: BTreeSet<String>,
     /// Files `infra` wrote: path -> SHA-256 of what it wrote.

@@ -14,21 +14,37 @@ use infra_plan::{Check, DatabaseObjects, Directory, ManagedFile};
 
 /// Where files that existed before `infra` managed them are kept, under their own path.
 pub const BACKUP_ROOT: &str = "/var/lib/infra/backup";
+/// Where the shadow tools' own backups (`/etc/passwd-` ...) are kept from before the first
+/// package install.
+const SHADOW_KEEP: &str = "/var/lib/infra/shadow-backups";
 
 const COMMON: &str = r#"set -u
 export LC_ALL=C DEBIAN_FRONTEND=noninteractive
 fail() { printf 'infra-failed\t%s\t%s\n' "$1" "$(printf '%s' "$2" | tr '\n\t' '  ' | cut -c1-2000)"; exit 3; }
 "#;
 
-/// Installs packages (after refreshing the package lists once).
+/// Installs packages (after refreshing the package lists once), and reports the system users
+/// and groups the packages created, so destroy can remove them too.
 pub fn install_packages(packages: &[String]) -> String {
     let list: Vec<String> = packages.iter().map(|p| quote(p)).collect();
+    let list = list.join(" ");
     format!(
-        "{COMMON}out=$(apt-get update -q 2>&1) || fail apt \"apt-get update failed: $out\"\n\
-         out=$(apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold {} 2>&1) || fail apt \"$out\"\n\
-         for p in {}; do printf 'installed\\t%s\\n' \"$p\"; done\n",
-        list.join(" "),
-        list.join(" ")
+        r#"{COMMON}users_before=" $(cut -d: -f1 /etc/passwd | tr '\n' ' ')"
+groups_before=" $(cut -d: -f1 /etc/group | tr '\n' ' ')"
+packages_before=" $(dpkg-query -W -f='${{Package}} ' 2>/dev/null)"
+# Adding system users rewrites the shadow tools' backups (/etc/passwd- ...): keep the
+# originals once, so destroy can put them back.
+mkdir -p {SHADOW_KEEP}
+for f in passwd- group- shadow- gshadow-; do
+  [ -e /etc/$f ] && [ ! -e {SHADOW_KEEP}/$f ] && cp -p /etc/$f {SHADOW_KEEP}/$f
+done
+out=$(apt-get update -q 2>&1) || fail apt "apt-get update failed: $out"
+out=$(apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold {list} 2>&1) || fail apt "$out"
+for p in {list}; do printf 'installed\t%s\n' "$p"; done
+for u in $(cut -d: -f1 /etc/passwd); do case "$users_before " in *" $u "*) ;; *) printf 'new-user\t%s\n' "$u" ;; esac; done
+for g in $(cut -d: -f1 /etc/group); do case "$groups_before " in *" $g "*) ;; *) printf 'new-group\t%s\n' "$g" ;; esac; done
+for p in $(dpkg-query -W -f='${{Package}} ' 2>/dev/null); do case "$packages_before " in *" $p "*) ;; *) printf 'new-package\t%s\n' "$p" ;; esac; done
+"#
     )
 }
 
@@ -116,9 +132,9 @@ pub fn files(files: &[&ManagedFile], absent: &[&str], backup: &dyn Fn(&str) -> b
     }
     for file in files {
         let encoded = base64::engine::general_purpose::STANDARD.encode(&file.content);
-        let _ = write!(
+        let _ = writeln!(
             script,
-            "put {path} {mode:o} {owner} {group} {sha} {check} {backup} <<'INFRA_CONTENT'\n",
+            "put {path} {mode:o} {owner} {group} {sha} {check} {backup} <<'INFRA_CONTENT'",
             path = quote(&file.path),
             mode = file.mode.0,
             owner = quote(&file.owner),
@@ -245,4 +261,132 @@ pub fn restart_or_start(unit: &str, restart: bool) -> String {
     format!(
         "{COMMON}out=$({command} 2>&1) || fail {unit} \"$out $(journalctl -u {unit} -n 5 --no-pager 2>/dev/null)\"\n"
     )
+}
+
+/// Undoes what `infra` did on a host, from its record: services it enabled are stopped and
+/// disabled, its firewall table removed, files it wrote removed (or the originals restored),
+/// files it removed restored, folders it created removed when empty, packages it installed
+/// purged (with the users and groups they created); with `delete_data`, the databases and
+/// accounts it created are dropped first (MariaDB's data folder is kept by the purge).
+pub fn destroy(
+    record: &crate::state::HostRecord,
+    delete_data: bool,
+    database_role: Option<infra_plan::DatabaseRole>,
+) -> String {
+    let mut script = String::from(COMMON);
+    script.push_str("set +e\n");
+    if delete_data {
+        let mut sql = String::new();
+        if record.replication {
+            sql.push_str("STOP SLAVE;\nRESET SLAVE ALL;\n");
+        }
+        if database_role == Some(infra_plan::DatabaseRole::Primary) {
+            for database in &record.databases {
+                let _ = writeln!(sql, "DROP DATABASE IF EXISTS `{database}`;");
+            }
+            for account in &record.database_users {
+                if let Some((user, host)) = account.split_once('@') {
+                    let _ = writeln!(sql, "DROP USER IF EXISTS '{user}'@'{host}';");
+                }
+            }
+        }
+        if !sql.is_empty() {
+            let _ = write!(
+                script,
+                "if systemctl is-active --quiet mariadb.service; then out=$(mariadb --batch 2>&1 <<'INFRA_SQL'\n{sql}INFRA_SQL\n) || fail database \"mariadb: $out\"; printf 'dropped\\tdata\\n'; fi\n"
+            );
+        }
+    }
+    for unit in &record.services {
+        let unit = quote(unit);
+        let _ = writeln!(
+            script,
+            "systemctl disable --now {unit} >/dev/null 2>&1; printf 'disabled\\t%s\\n' {unit}"
+        );
+    }
+    if record.firewall {
+        let _ = writeln!(
+            script,
+            "nft delete table inet infra >/dev/null 2>&1; rm -f {}; printf 'firewall\\tremoved\\n'",
+            quote(paths::FIREWALL_RECORD)
+        );
+    }
+    for path in record.files.keys() {
+        let backup = format!("{BACKUP_ROOT}{path}");
+        let _ = writeln!(
+            script,
+            "if [ -e {b} ]; then mv -f {b} {p}; printf 'restored\\t%s\\n' {p}; else rm -f {p}; printf 'deleted\\t%s\\n' {p}; fi",
+            b = quote(&backup),
+            p = quote(path)
+        );
+    }
+    for path in &record.removed {
+        let backup = format!("{BACKUP_ROOT}{path}");
+        let _ = writeln!(
+            script,
+            "if [ -e {b} ]; then mv -f {b} {p}; printf 'restored\\t%s\\n' {p}; fi",
+            b = quote(&backup),
+            p = quote(path)
+        );
+    }
+    let mut directories: Vec<&String> = record.directories.iter().collect();
+    directories.sort_by_key(|d| std::cmp::Reverse(d.len()));
+    for directory in directories {
+        let _ = writeln!(script, "rmdir {} 2>/dev/null", quote(directory));
+    }
+    let packages: Vec<String> = record.packages.iter().map(|p| quote(p)).collect();
+    // Names checked by dpkg's rules when recorded; joined into one quoted word for the loop.
+    let dependencies: Vec<&str> = record
+        .dependencies
+        .iter()
+        .filter(|d| {
+            !record.packages.contains(*d)
+                && infra_topology::rules::is_package_name(d.split(':').next().unwrap_or(d))
+        })
+        .map(String::as_str)
+        .collect();
+    if !packages.is_empty() {
+        // Purge what was asked for, then the dependencies that came with it: `dpkg --purge`
+        // refuses to remove a package something installed still depends on, so passes repeat
+        // until nothing more can go, and anything that is needed now stays.
+        let _ = writeln!(
+            script,
+            "out=$(apt-get purge -y -q {list} 2>&1) || fail apt \"$out\"\n\
+             left={deps}\n\
+             while [ -n \"$left\" ]; do\n\
+               progress=no; rest=''\n\
+               for p in $left; do\n\
+                 case \"$(dpkg-query -W -f='${{Status}}' \"$p\" 2>/dev/null)\" in\n\
+                   *installed*|*config-files*) if dpkg --purge \"$p\" >/dev/null 2>&1; then progress=yes; else rest=\"$rest $p\"; fi ;;\n\
+                 esac\n\
+               done\n\
+               left=$rest; [ $progress = yes ] || break\n\
+             done\n\
+             printf 'purged\\t%s\\n' {list}",
+            list = packages.join(" "),
+            deps = quote(&dependencies.join(" ")),
+        );
+    }
+    if delete_data && record.packages.contains("mariadb-server") {
+        // The server's data and its binary logs, which the package's purge keeps on purpose.
+        let _ = writeln!(
+            script,
+            "rm -rf /var/lib/mysql /var/log/mysql /etc/mysql; printf 'dropped\\tdata-folders\\n'"
+        );
+    }
+    for user in &record.users {
+        let _ = writeln!(script, "userdel {} >/dev/null 2>&1", quote(user));
+    }
+    for group in &record.groups {
+        let _ = writeln!(script, "groupdel {} >/dev/null 2>&1", quote(group));
+    }
+    let _ = writeln!(
+        script,
+        "for f in passwd- group- shadow- gshadow-; do [ -e {SHADOW_KEEP}/$f ] && cp -p {SHADOW_KEEP}/$f /etc/$f; done"
+    );
+    let _ = writeln!(
+        script,
+        "systemctl daemon-reload; rm -rf /var/lib/infra; rmdir /etc/infra 2>/dev/null; exit 0"
+    );
+    script
 }

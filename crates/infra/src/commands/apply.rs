@@ -230,10 +230,92 @@ pub fn force_unlock(cli: &Cli, args: &ForceUnlockArgs, style: Style) -> anyhow::
 }
 
 /// Runs `infra destroy`.
-pub fn destroy(
-    _cli: &Cli,
-    _args: &crate::cli::DestroyArgs,
-    _style: Style,
-) -> anyhow::Result<Outcome> {
-    anyhow::bail!("destroy is not built yet")
+pub fn destroy(cli: &Cli, args: &crate::cli::DestroyArgs, style: Style) -> anyhow::Result<Outcome> {
+    let change = &args.change;
+    let Some(loaded) = super::load_with(cli, style, super::SecretValues::NotNeeded)? else {
+        return Ok(Outcome::Failed);
+    };
+    let topology = loaded.topology;
+    let selected = selected_hosts(&topology, &change.connect)?;
+    let _lock =
+        Lock::acquire(&topology.base_dir, "destroy", change.lock_timeout).map_err(lock_error)?;
+    let state = state::load(&topology.base_dir, &topology.name)?;
+    let mut plan = infra_exec::destroy::plan(&topology, &state, args.delete_data);
+    plan.hosts.retain(|h| selected.contains(&h.host));
+    let progress = Arc::new(Progress::new(change.json, plan.hosts.len()));
+    progress.json(serde_json::json!({ "type": "version", "infra": env!("CARGO_PKG_VERSION"), "format_version": plan::FORMAT_VERSION }));
+    if change.json {
+        progress.json(serde_json::json!({ "type": "planned_changes", "plan": json_view(&plan) }));
+    } else {
+        let colour = if style.colour_stdout() {
+            Colour::On
+        } else {
+            Colour::Off
+        };
+        print!("{}", show::text(&plan, colour));
+    }
+    if !plan.has_changes() {
+        return Ok(Outcome::Success);
+    }
+    if !args.delete_data && !change.json {
+        println!(
+            "\nDatabase data is kept (pass --delete-data to drop the databases and accounts infra created)."
+        );
+    }
+    if !confirm(
+        "Do you really want to destroy what infra created?",
+        change,
+        false,
+    )? {
+        println!("\nDestroy cancelled.");
+        return Ok(Outcome::Failed);
+    }
+    let options = connect_options(&topology, &change.connect);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(async {
+        let cancel = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let cancel = Arc::clone(&cancel);
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("\ninterrupted: finishing the hosts under way, then stopping");
+                    cancel.store(true, Ordering::SeqCst);
+                }
+            })
+        };
+        let reporter: Arc<dyn apply::ApplyReporter> = progress.clone();
+        let (report, _state) = infra_exec::destroy::destroy(
+            &topology,
+            &plan,
+            state,
+            args.delete_data,
+            &options,
+            change.connect.parallelism,
+            reporter,
+            cancel,
+        )
+        .await;
+        watcher.abort();
+        report
+    });
+    progress.finish();
+    let (_, _, destroyed) = report.counts();
+    if change.json {
+        println!(
+            "{}",
+            serde_json::json!({ "type": "summary", "destroyed": destroyed, "failed": report.failed() })
+        );
+    } else {
+        print_failures(&report);
+        if report.failed() {
+            println!(
+                "\nDestroy stopped. Resources: {destroyed} destroyed. Run `infra destroy` again to finish."
+            );
+        } else {
+            println!("\nDestroy complete! Resources: {destroyed} destroyed.");
+        }
+    }
+    Ok(outcome_of(&report))
 }
