@@ -174,6 +174,19 @@ fn a_lab_comes_up_answers_over_ssh_is_kept_recreated_and_goes_away() {
     );
     assert_eq!(container_ids(), first_ids);
 
+    // A stopped host is started again, not replaced: same container, same disk and host key.
+    docker(&["stop", "infra-lab-three-gamma"]);
+    let restarted = lab(dir.path(), &["up"]);
+    assert_success("lab up after a stop", &restarted);
+    assert!(
+        String::from_utf8_lossy(&restarted.stdout).contains(" started "),
+        "{}",
+        String::from_utf8_lossy(&restarted.stdout)
+    );
+    assert_eq!(container_ids(), first_ids);
+    assert_eq!(host_keys(dir.path()), keys);
+    assert_eq!(ssh(dir.path(), ADDRESSES[2], "hostname"), "gamma");
+
     // A second topology whose subnet overlaps this lab's is refused, naming the network.
     let other = tempfile::tempdir().expect("dir");
     std::fs::write(

@@ -74,3 +74,13 @@ pub fn edit(path: &Path, old: &str, new: &str) {
     );
     std::fs::write(path, text.replacen(old, new, 1)).expect("write topology");
 }
+
+/// `infra` as a plain `std::process::Command` (for streaming its output), same environment.
+pub fn infra_process() -> std::process::Command {
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin!("infra"));
+    command.env("NO_COLOR", "1");
+    for (name, value) in SECRETS {
+        command.env(name, value);
+    }
+    command
+}

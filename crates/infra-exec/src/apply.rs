@@ -746,13 +746,15 @@ async fn run_host_step(
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect();
-            for path in &removed {
-                // A file removed here (e.g. a default site a package brought) reloads its service.
-                if path.starts_with("/etc/nginx/")
-                    && !triggered.iter().any(|(u, _)| u == "nginx.service")
-                {
-                    triggered.push(("nginx.service".to_owned(), Trigger::Reload));
-                }
+            // A file removed here (e.g. a default site a package brought) reloads its service.
+            let removal_reload = removed
+                .iter()
+                .any(|path| path.starts_with("/etc/nginx/"))
+                .then(|| ("nginx.service".to_owned(), Trigger::Reload));
+            if let Some(reload) = &removal_reload
+                && !triggered.iter().any(|(u, _)| *u == reload.0)
+            {
+                triggered.push(reload.clone());
             }
             let written: Vec<&&infra_plan::ManagedFile> =
                 files.iter().filter(|f| wrote.contains(&f.path)).collect();
@@ -763,7 +765,7 @@ async fn run_host_step(
             let owed: Vec<(String, Trigger)> = written
                 .iter()
                 .filter_map(|f| f.notify.clone())
-                .chain(triggered.iter().cloned())
+                .chain(removal_reload)
                 .collect();
             shared.record(host, |r| {
                 r.files.extend(hashes);

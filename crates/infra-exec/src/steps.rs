@@ -14,6 +14,8 @@ use infra_plan::{Check, DatabaseObjects, Directory, ManagedFile};
 
 /// Where files that existed before `infra` managed them are kept, under their own path.
 pub const BACKUP_ROOT: &str = "/var/lib/infra/backup";
+/// Where the previous version of a file waits while its replacement is checked.
+const PREVIOUS_ROOT: &str = "/var/lib/infra/previous";
 /// Where the shadow tools' own backups (`/etc/passwd-` ...) are kept from before the first
 /// package install.
 const SHADOW_KEEP: &str = "/var/lib/infra/shadow-backups";
@@ -72,12 +74,17 @@ const FILE_FUNCTIONS: &str = r#"backup() {
     printf 'backup\t%s\n' "$1"
   fi
 }
+# The previous version is kept outside the file's folder while the new one is checked, so a
+# folder that a program includes whole (Nginx's sites-enabled/*) never holds two copies.
+previous() { printf '%s' "PREVIOUS_ROOT$1"; }
 restore_previous() {
-  if [ -e "$1.infra-prev" ]; then mv -f "$1.infra-prev" "$1"; else rm -f "$1"; fi
+  if [ -e "$(previous "$1")" ]; then mv -f "$(previous "$1")" "$1"; else rm -f "$1"; fi
 }
-# put PATH MODE OWNER GROUP SHA256 CHECK BACKUP(yes|no), content (base64) on stdin
+# put PATH MODE OWNER GROUP SHA256 CHECK BACKUP(yes|no), content (base64) on stdin.
+# The new content goes to a hidden temporary file in the same folder (renamed into place
+# atomically); globs like sites-enabled/* do not match hidden files.
 put() {
-  t="$1.infra-new"
+  t="$(dirname "$1")/.$(basename "$1").infra-new"
   base64 -d > "$t" || { rm -f "$t"; fail "$1" "cannot write the new content"; }
   chown "$3:$4" "$t" && chmod "$2" "$t" || { rm -f "$t"; fail "$1" "cannot set owner and mode"; }
   s=$(sha256sum < "$t") && s=${s%% *}
@@ -89,8 +96,9 @@ put() {
     nftables) out=$(nft -c -f "$t" 2>&1) || { rm -f "$t"; fail "$1" "nft -c: $out"; } ;;
   esac
   [ "$7" = yes ] && backup "$1"
-  rm -f "$1.infra-prev"
-  if [ -e "$1" ]; then cp -a "$1" "$1.infra-prev"; fi
+  p=$(previous "$1")
+  rm -f "$p"
+  if [ -e "$1" ]; then mkdir -p "$(dirname "$p")" && cp -a "$1" "$p"; fi
   mv -f "$t" "$1" || { rm -f "$t"; fail "$1" "cannot rename into place"; }
   case "$6" in
     nginx) out=$(nginx -t 2>&1) || { restore_previous "$1"; fail "$1" "nginx -t: $out"; } ;;
@@ -98,7 +106,7 @@ put() {
       if [ $r -ne 0 ] || printf '%s' "$out" | grep -q '\[ERROR\]'; then restore_previous "$1"; fail "$1" "mariadbd: $out"; fi ;;
     systemd_unit) out=$(systemd-analyze verify "$1" 2>&1) || { restore_previous "$1"; fail "$1" "systemd-analyze verify: $out"; } ;;
   esac
-  rm -f "$1.infra-prev"
+  rm -f "$p"
   printf 'wrote\t%s\n' "$1"
 }
 # absent PATH: back it up once, then remove it
@@ -126,7 +134,11 @@ fn check_name(check: Option<Check>) -> &'static str {
 /// `backup(path)` says whether a file that is there now predates `infra`.
 pub fn files(files: &[&ManagedFile], absent: &[&str], backup: &dyn Fn(&str) -> bool) -> String {
     let mut script = String::from(COMMON);
-    script.push_str(&FILE_FUNCTIONS.replace("BACKUP_ROOT", BACKUP_ROOT));
+    script.push_str(
+        &FILE_FUNCTIONS
+            .replace("BACKUP_ROOT", BACKUP_ROOT)
+            .replace("PREVIOUS_ROOT", PREVIOUS_ROOT),
+    );
     for path in absent {
         let _ = writeln!(script, "absent {}", quote(path));
     }

@@ -75,7 +75,7 @@ pub fn text(plan: &Plan, colour: Colour) -> String {
             .iter()
             .filter(|c| c.action() != Action::NoOp)
             .collect();
-        if changing.is_empty() {
+        if changing.is_empty() && host.triggered.is_empty() {
             continue;
         }
         let _ = writeln!(

@@ -444,7 +444,10 @@ async fn start_host(
     topology: &str,
 ) -> Result<HostOutcome, LabError> {
     if let Some(container) = container {
-        let format = format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}");
+        // The configured address (a stopped container has no live one).
+        let format = format!(
+            "{{{{with index .NetworkSettings.Networks \"{network}\"}}}}{{{{if .IPAMConfig}}}}{{{{.IPAMConfig.IPv4Address}}}}{{{{end}}}}{{{{end}}}}"
+        );
         let address = docker::docker(&["inspect", "--format", &format, &container.id])
             .await
             .unwrap_or_default();

@@ -1,0 +1,524 @@
+//! The example topology's whole life on real lab hosts: plan on fresh hosts, connection
+//! errors, apply, drift, saved and stale plans, the lock, a config rejected by its validator,
+//! a host killed mid-apply, and destroy back to the hosts as they were.
+//!
+//! One test, so the eight hosts are brought up once. It uses a copy of `examples/scale-up`
+//! renamed `scale-test` on 10.231.8.0/24, so a running quickstart lab is left alone.
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const VIP: &str = "10.231.8.10";
+
+struct Example {
+    dir: tempfile::TempDir,
+}
+
+impl Example {
+    fn new() -> Example {
+        let dir = common::example_copy();
+        let file = dir.path().join("infra.yaml");
+        let text = std::fs::read_to_string(&file).expect("topology");
+        let text = text
+            .replace("10.231.7.", "10.231.8.")
+            .replace("name: scale-up", "name: scale-test");
+        // A value with shell and config punctuation that validation allows must arrive verbatim.
+        let text = text.replace(
+            "    COUNTER_GREETING: hello from the scale-up example",
+            "    COUNTER_GREETING: hello from the scale-up example\n    COUNTER_MOTTO: \"it's <odd> & (fine) #1 ;|*\"",
+        );
+        std::fs::write(&file, text).expect("write topology");
+        Example { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn file(&self) -> PathBuf {
+        self.path().join("infra.yaml")
+    }
+
+    fn infra(&self, args: &[&str]) -> Output {
+        common::infra()
+            .current_dir(self.path())
+            .args(args)
+            .output()
+            .expect("run infra")
+    }
+
+    fn ssh_config(&self) -> PathBuf {
+        self.path().join(".infra/lab/scale-test/ssh_config")
+    }
+
+    fn ssh(&self, host: &str, command: &str) -> Output {
+        Command::new("ssh")
+            .arg("-F")
+            .arg(self.ssh_config())
+            .arg(address(host))
+            .arg(command)
+            .output()
+            .expect("ssh runs")
+    }
+
+    fn ssh_ok(&self, host: &str, command: &str) -> String {
+        let output = self.ssh(host, command);
+        assert!(
+            output.status.success(),
+            "ssh {host} {command}: {}",
+            text(&output.stderr)
+        );
+        text(&output.stdout)
+    }
+
+    /// Installed packages and a checksum of every file and link under /etc.
+    fn snapshot(&self, host: &str) -> String {
+        self.ssh_ok(
+            host,
+            "dpkg-query -W -f='${Package} ${Version}\\n' | sort; \
+             find /etc -xdev \\( -type f -o -type l \\) -not -path /etc/ld.so.cache -not -path /etc/mtab -not -path /etc/mysql/debian.cnf -print0 | sort -z | xargs -0 sha256sum; \
+             find /etc -xdev -type l -printf '%p -> %l\\n' | sort",
+        )
+    }
+}
+
+const HOSTS: [&str; 8] = ["lb1", "lb2", "web1", "web2", "app1", "app2", "db1", "db2"];
+
+fn address(host: &str) -> String {
+    let last = match host {
+        "lb1" => 11,
+        "lb2" => 12,
+        "web1" => 21,
+        "web2" => 22,
+        "app1" => 31,
+        "app2" => 32,
+        "db1" => 41,
+        "db2" => 42,
+        _ => 99,
+    };
+    format!("10.231.8.{last}")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn show(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        text(&output.stdout),
+        text(&output.stderr)
+    )
+}
+
+fn assert_code(what: &str, output: &Output, code: i32) {
+    assert_eq!(output.status.code(), Some(code), "{what}: {}", show(output));
+}
+
+fn curl(url: &str) -> Option<String> {
+    let output = Command::new("curl")
+        .args(["-sk", "--max-time", "5", "-f", url])
+        .output()
+        .ok()?;
+    output.status.success().then(|| text(&output.stdout))
+}
+
+#[test]
+fn the_example_is_planned_applied_kept_safe_and_destroyed_on_real_hosts() {
+    let example = Example::new();
+    let _ = example.infra(&["lab", "down"]);
+    assert_code("lab up", &example.infra(&["lab", "up", "--recreate"]), 0);
+    let before: Vec<String> = HOSTS.iter().map(|h| example.snapshot(h)).collect();
+
+    // Fresh hosts: every resource is to be created; --detailed-exitcode says 2.
+    let plan = example.infra(&["plan", "--json", "--detailed-exitcode"]);
+    assert_code("plan on fresh hosts", &plan, 2);
+    let json: serde_json::Value = serde_json::from_slice(&plan.stdout).expect("JSON plan");
+    assert_eq!(json["format_version"], "1.0");
+    let changes = json["resource_changes"]
+        .as_array()
+        .expect("resource_changes");
+    assert!(changes.len() > 90, "{} resources", changes.len());
+    for change in changes {
+        let actions = &change["actions"];
+        let absent_file = change["kind"] == "absent_file";
+        assert!(
+            *actions == serde_json::json!(["create"])
+                || (absent_file && *actions == serde_json::json!(["no-op"])),
+            "{change}"
+        );
+    }
+    assert_eq!(json["summary"]["change"], 0);
+    assert_eq!(json["summary"]["destroy"], 0);
+    let text_plan = example.infra(&["plan"]);
+    assert!(text(&text_plan.stdout).contains(&format!(
+        "Plan: {} to add, 0 to change, 0 to destroy.",
+        json["summary"]["add"]
+    )));
+    for line in text(&text_plan.stdout).lines() {
+        assert!(
+            !line.contains("stats-Secret-1") && !line.contains("app-Secret-2"),
+            "a secret in the plan: {line}"
+        );
+    }
+    // Planning changed nothing on any host.
+    let after_plan: Vec<String> = HOSTS.iter().map(|h| example.snapshot(h)).collect();
+    assert!(before == after_plan, "plan changed a host");
+
+    // Connection errors: each has its own message, names the host, and the others are planned.
+    let ghost = Example::new();
+    copy_lab_files(&example, &ghost);
+    common::edit(
+        &ghost.file(),
+        "  db2:  { address: 10.231.8.42 }\n",
+        "  db2:  { address: 10.231.8.42 }\n  ghost: { address: 10.231.8.99 }\n",
+    );
+    let unreachable = ghost.infra(&["plan", "--connect-timeout", "3"]);
+    assert_code("plan with an unreachable host", &unreachable, 1);
+    let out = text(&unreachable.stdout);
+    assert!(
+        out.contains("host `ghost` could not be planned") && out.contains("cannot reach `ghost`"),
+        "{}",
+        show(&unreachable)
+    );
+    assert!(
+        out.contains("web1.file["),
+        "the other hosts are still planned"
+    );
+
+    let changed_key = Example::new();
+    copy_lab_files(&example, &changed_key);
+    let known = changed_key.path().join(".infra/lab/scale-test/known_hosts");
+    let known_text = std::fs::read_to_string(&known).expect("known_hosts");
+    let web2_key: Vec<&str> = known_text
+        .lines()
+        .filter(|l| l.starts_with("10.231.8.22 "))
+        .collect();
+    let swapped: String = known_text
+        .lines()
+        .filter(|l| !l.starts_with("10.231.8.21 "))
+        .chain(web2_key.iter().map(|l| &**l))
+        .map(|l| {
+            l.replacen(
+                "10.231.8.22 ",
+                "10.231.8.21 ",
+                usize::from(web2_key.contains(&l)),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&known, swapped + "\n").expect("write known_hosts");
+    let changed = changed_key.infra(&["plan", "--target", "web1"]);
+    assert_code("plan with a changed host key", &changed, 1);
+    let out = text(&changed.stdout);
+    assert!(
+        out.contains("host key of `web1` (10.231.8.21) has CHANGED") && out.contains("SHA256:"),
+        "{}",
+        show(&changed)
+    );
+
+    let wrong_key = Example::new();
+    copy_lab_files(&example, &wrong_key);
+    let key = wrong_key.path().join(".infra/lab/scale-test/id_ed25519");
+    std::fs::remove_file(&key).expect("remove key");
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("keygen");
+    assert!(status.success());
+    let refused = wrong_key.infra(&["plan", "--target", "app1"]);
+    assert_code("plan with a wrong key", &refused, 1);
+    assert!(
+        text(&refused.stdout).contains("refused the login"),
+        "{}",
+        show(&refused)
+    );
+
+    // Apply converges; the next plan has nothing to do.
+    let apply = example.infra(&["apply", "--auto-approve"]);
+    assert_code("apply", &apply, 0);
+    assert!(
+        text(&apply.stdout).contains("Apply complete! Resources: "),
+        "{}",
+        show(&apply)
+    );
+    let converged = example.infra(&["plan", "--detailed-exitcode"]);
+    assert_code("plan after apply", &converged, 0);
+    assert!(
+        text(&converged.stdout).contains("No changes. Your infrastructure matches the topology.")
+    );
+    let motto = example.ssh_ok("app1", "grep MOTTO /etc/counter/environment");
+    assert_eq!(motto.trim(), "COUNTER_MOTTO=\"it's <odd> & (fine) #1 ;|*\"");
+    assert!(
+        curl(&format!("https://{VIP}/")).is_some_and(|page| page.contains("scale-up")),
+        "the site answers through the VIP"
+    );
+
+    // Drift: a file edited by hand and a stopped service show up as changes back.
+    example.ssh_ok(
+        "web1",
+        "echo '# edited by hand' >> /etc/nginx/sites-enabled/scale-test",
+    );
+    example.ssh_ok("lb2", "systemctl stop haproxy");
+    let drift = example.infra(&["plan", "--detailed-exitcode"]);
+    assert_code("plan after drift", &drift, 2);
+    let out = text(&drift.stdout);
+    assert!(
+        out.contains(
+            "# web1.file[\"/etc/nginx/sites-enabled/scale-test\"] will be updated in-place"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("-# edited by hand"), "{out}");
+    assert!(out.contains("# will reload nginx.service"), "{out}");
+    assert!(
+        out.contains("# lb2.service[\"haproxy.service\"] will be updated in-place"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Plan: 0 to add, 2 to change, 0 to destroy."),
+        "{out}"
+    );
+
+    // A saved plan is refused once a host changed since it was made ...
+    let plan_file = example.path().join("drift.plan");
+    assert_code(
+        "plan --out",
+        &example.infra(&["plan", "--out", plan_file.to_str().expect("utf-8")]),
+        0,
+    );
+    example.ssh_ok(
+        "web2",
+        "echo '# more' >> /etc/nginx/sites-enabled/scale-test",
+    );
+    let stale = example.infra(&["apply", plan_file.to_str().expect("utf-8")]);
+    assert_code("apply of a stale plan", &stale, 1);
+    assert!(
+        text(&stale.stderr).contains("the saved plan is stale: host `web2` changed"),
+        "{}",
+        show(&stale)
+    );
+    // ... and applied exactly, without a prompt, when it is current.
+    assert_code(
+        "plan --out",
+        &example.infra(&["plan", "--out", plan_file.to_str().expect("utf-8")]),
+        0,
+    );
+    assert_code(
+        "apply saved plan",
+        &example.infra(&["apply", plan_file.to_str().expect("utf-8")]),
+        0,
+    );
+    assert_code(
+        "plan after saved apply",
+        &example.infra(&["plan", "--detailed-exitcode"]),
+        0,
+    );
+
+    // Without a terminal and without approval, apply refuses instead of waiting.
+    example.ssh_ok(
+        "web1",
+        "echo '# again' >> /etc/nginx/sites-enabled/scale-test",
+    );
+    let unapproved = common::infra_process()
+        .current_dir(example.path())
+        .arg("apply")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert_code("apply without approval", &unapproved, 1);
+    assert!(text(&unapproved.stderr).contains("refusing to make changes without confirmation"));
+
+    // A second run fails at once on the lock, naming its holder.
+    let held = infra_exec::lock::Lock::acquire(example.path(), "apply", std::time::Duration::ZERO)
+        .expect("take the lock");
+    let locked = example.infra(&["apply", "--auto-approve"]);
+    assert_code("apply while locked", &locked, 1);
+    assert!(
+        text(&locked.stderr).contains(&format!("lock ID {}", held.info().id)),
+        "{}",
+        show(&locked)
+    );
+    drop(held);
+    assert_code(
+        "apply after the lock is free",
+        &example.infra(&["apply", "--auto-approve"]),
+        0,
+    );
+
+    // A template that renders an invalid haproxy.cfg: lb1 rejects it, nothing is reloaded,
+    // the old config keeps serving on both load balancers, no half-written file remains.
+    let bad = example.path().join("bad-templates");
+    std::fs::create_dir(&bad).expect("dir");
+    let template =
+        std::fs::read_to_string(common::root().join("templates/haproxy.cfg")).expect("template");
+    std::fs::write(
+        bad.join("haproxy.cfg"),
+        template + "\nbackend broken\n    server x 127.0.0.1:1 no_such_option\n",
+    )
+    .expect("write");
+    common::edit(
+        &example.file(),
+        "name: scale-test\n",
+        "name: scale-test\ntemplates: bad-templates\n",
+    );
+    let sums_before = [
+        example.ssh_ok("lb1", "sha256sum /etc/haproxy/haproxy.cfg"),
+        example.ssh_ok("lb2", "sha256sum /etc/haproxy/haproxy.cfg"),
+    ];
+    let invalid = example.infra(&["apply", "--auto-approve"]);
+    assert_code("apply of an invalid haproxy.cfg", &invalid, 1);
+    let err = text(&invalid.stderr);
+    assert!(
+        err.contains("`/etc/haproxy/haproxy.cfg` on `lb1` was rejected by its check")
+            && err.contains("haproxy -c"),
+        "{}",
+        show(&invalid)
+    );
+    assert!(
+        err.contains("no_such_option"),
+        "the validator's message is shown: {err}"
+    );
+    let sums_after = [
+        example.ssh_ok("lb1", "sha256sum /etc/haproxy/haproxy.cfg"),
+        example.ssh_ok("lb2", "sha256sum /etc/haproxy/haproxy.cfg"),
+    ];
+    assert_eq!(sums_before, sums_after, "a load balancer's config changed");
+    for lb in ["lb1", "lb2"] {
+        assert_eq!(
+            example
+                .ssh_ok(lb, "ls -a /etc/haproxy | grep -c infra- || true")
+                .trim(),
+            "0",
+            "a temporary file remains on {lb}"
+        );
+        assert_eq!(
+            example.ssh_ok(lb, "systemctl is-active haproxy").trim(),
+            "active"
+        );
+    }
+    assert!(
+        curl(&format!("https://{VIP}/")).is_some(),
+        "the site still answers"
+    );
+    common::edit(&example.file(), "templates: bad-templates\n", "");
+    assert_code(
+        "plan after the bad template is gone",
+        &example.infra(&["plan", "--detailed-exitcode"]),
+        0,
+    );
+
+    // A host killed in the middle of an apply: reported, exit 3, the state lists what was done;
+    // once it is back, apply converges.
+    common::edit(
+        &example.file(),
+        "firewall:\n  enabled: true\n",
+        "firewall:\n  enabled: true\n  admin_sources: [10.231.8.0/24]\n",
+    );
+    let mut child = common::infra_process()
+        .current_dir(example.path())
+        .args(["apply", "--auto-approve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start apply");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut killed = false;
+    let mut transcript = String::new();
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        transcript.push_str(&line);
+        transcript.push('\n');
+        if !killed && line.contains("app1: done") || !killed && line.contains("app2: done") {
+            let status = Command::new("docker")
+                .args(["kill", "infra-scale-test-web2"])
+                .stdout(Stdio::null())
+                .status()
+                .expect("docker kill");
+            assert!(status.success());
+            killed = true;
+        }
+    }
+    let status = child.wait().expect("apply ends");
+    assert!(killed, "never saw the app tier finish:\n{transcript}");
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "a partial apply exits 3:\n{transcript}"
+    );
+    assert!(transcript.contains("web2: FAILED"), "{transcript}");
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(example.path().join(".infra/state.json")).expect("state"),
+    )
+    .expect("state JSON");
+    assert_eq!(state["hosts"]["db1"]["complete"], true, "{state}");
+    assert_eq!(state["hosts"]["app2"]["complete"], true, "{state}");
+    assert_code("lab up brings web2 back", &example.infra(&["lab", "up"]), 0);
+    assert_code(
+        "apply after the host is back",
+        &example.infra(&["apply", "--auto-approve"]),
+        0,
+    );
+    assert_code(
+        "plan after recovery",
+        &example.infra(&["plan", "--detailed-exitcode"]),
+        0,
+    );
+
+    // Destroy returns every host to what it was (packages and /etc), and a second does nothing.
+    common::edit(&example.file(), "  admin_sources: [10.231.8.0/24]\n", "");
+    let destroy = example.infra(&["destroy", "--auto-approve"]);
+    assert_code("destroy", &destroy, 0);
+    assert!(
+        text(&destroy.stdout).contains("Destroy complete!"),
+        "{}",
+        show(&destroy)
+    );
+    for (host, before) in HOSTS.iter().zip(&before) {
+        let after = example.snapshot(host);
+        assert!(
+            before == &after,
+            "{host} differs after destroy:\n{}",
+            diff(before, &after)
+        );
+    }
+    let again = example.infra(&["destroy", "--auto-approve"]);
+    assert_code("second destroy", &again, 0);
+    assert!(
+        text(&again.stdout).contains("No changes."),
+        "{}",
+        show(&again)
+    );
+    assert_code("lab down", &example.infra(&["lab", "down"]), 0);
+}
+
+/// Lets another copy of the topology use the same lab (same key, known_hosts, config).
+fn copy_lab_files(from: &Example, to: &Example) {
+    let source = from.path().join(".infra/lab/scale-test");
+    let target = to.path().join(".infra/lab/scale-test");
+    std::fs::create_dir_all(&target).expect("dir");
+    for name in ["id_ed25519", "id_ed25519.pub", "known_hosts"] {
+        std::fs::copy(source.join(name), target.join(name)).expect("copy lab file");
+    }
+    let config = std::fs::read_to_string(source.join("ssh_config")).expect("ssh_config");
+    let config = config.replace(&source.display().to_string(), &target.display().to_string());
+    std::fs::write(target.join("ssh_config"), config).expect("write ssh_config");
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(
+        target.join("id_ed25519"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("mode");
+}
+
+fn diff(before: &str, after: &str) -> String {
+    let before: Vec<&str> = before.lines().collect();
+    let after: Vec<&str> = after.lines().collect();
+    let gone: Vec<&&str> = before.iter().filter(|l| !after.contains(l)).collect();
+    let new: Vec<&&str> = after.iter().filter(|l| !before.contains(l)).collect();
+    format!("gone: {gone:#?}\nnew: {new:#?}")
+}
