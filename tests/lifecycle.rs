@@ -433,7 +433,7 @@ fn the_example_is_planned_applied_kept_safe_and_destroyed_on_real_hosts() {
     for line in BufReader::new(stdout).lines().map_while(Result::ok) {
         transcript.push_str(&line);
         transcript.push('\n');
-        if !killed && line.contains("app1: done") || !killed && line.contains("app2: done") {
+        if !killed && (line.contains("app1: done") || line.contains("app2: done")) {
             let status = Command::new("docker")
                 .args(["kill", "infra-scale-test-web2"])
                 .stdout(Stdio::null())
