@@ -42,12 +42,22 @@ impl Example {
         self.path().join("infra.yaml")
     }
 
+    /// Runs `infra`, and checks that no secret value appears in anything it printed.
     fn infra(&self, args: &[&str]) -> Output {
-        common::infra()
+        let output = common::infra()
             .current_dir(self.path())
             .args(args)
             .output()
-            .expect("run infra")
+            .expect("run infra");
+        for (name, value) in &common::SECRETS[..4] {
+            assert!(
+                !text(&output.stdout).contains(value) && !text(&output.stderr).contains(value),
+                "`infra {}` printed the value of {name}:\n{}",
+                args.join(" "),
+                show(&output)
+            );
+        }
+        output
     }
 
     fn ssh_config(&self) -> PathBuf {

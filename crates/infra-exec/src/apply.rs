@@ -119,6 +119,45 @@ pub enum HostError {
     State(String),
 }
 
+impl HostError {
+    /// The same error with every secret value replaced by `(sensitive value)`: a host may
+    /// echo a failed command back, and nothing it says is shown before this.
+    fn scrub(self, secrets: &[String]) -> HostError {
+        let clean = |text: String| {
+            secrets
+                .iter()
+                .filter(|s| s.len() >= 4)
+                .fold(text, |text, secret| {
+                    text.replace(secret.as_str(), infra_plan::PLACEHOLDER)
+                })
+        };
+        match self {
+            HostError::Invalid {
+                host,
+                path,
+                message,
+            } => HostError::Invalid {
+                host,
+                path,
+                message: clean(message),
+            },
+            HostError::Step {
+                host,
+                step,
+                what,
+                message,
+            } => HostError::Step {
+                host,
+                step,
+                what: clean(what),
+                message: clean(message),
+            },
+            HostError::Transport(message) => HostError::Transport(clean(message)),
+            HostError::State(message) => HostError::State(clean(message)),
+        }
+    }
+}
+
 /// How one host ended.
 #[derive(Debug, Clone)]
 pub enum HostOutcome {
@@ -188,6 +227,8 @@ pub struct ApplyOptions {
 
 /// Shared by every host task.
 struct Shared {
+    /// Secret values: removed from any message a host sends back before it is shown.
+    secrets: Vec<String>,
     state: Mutex<State>,
     /// Hosts whose packages the first phase installed (or found nothing to install).
     packages_done: Mutex<std::collections::BTreeSet<String>>,
@@ -274,6 +315,11 @@ pub async fn apply(
     cancel: Arc<AtomicBool>,
 ) -> (ApplyReport, State) {
     let shared = Arc::new(Shared {
+        secrets: topology
+            .secrets()
+            .iter()
+            .map(|s| s.expose().to_owned())
+            .collect(),
         state: Mutex::new(state),
         packages_done: Mutex::new(std::collections::BTreeSet::new()),
         base_dir: topology.base_dir.clone(),
@@ -443,6 +489,7 @@ async fn install_everywhere(
                 }
             }
             Err(error) => {
+                let error = error.scrub(&shared.secrets);
                 shared.reporter.event(Event::HostFailed {
                     host: host.clone(),
                     error: error.to_string(),
@@ -673,6 +720,7 @@ async fn apply_host(
         match result {
             Ok(()) => changed = true,
             Err(error) => {
+                let error = error.scrub(&shared.secrets);
                 let _ = shared.record(&host, |r| r.complete = false);
                 shared.reporter.event(Event::HostFailed {
                     host: host.clone(),

@@ -81,6 +81,11 @@ impl Gathered {
             .collect()
     }
 
+    /// SSH round trips (remote commands) made so far over the open connections.
+    pub fn round_trips(&self) -> usize {
+        self.connections.iter().map(Connection::round_trips).sum()
+    }
+
     /// Closes every connection.
     pub async fn close(self) {
         for connection in self.connections {

@@ -138,6 +138,7 @@ pub struct ScriptOutput {
 /// A live connection to one host.
 pub struct Connection {
     session: Session,
+    round_trips: std::sync::atomic::AtomicUsize,
     host: String,
     become_method: Become,
     command_timeout: Duration,
@@ -194,12 +195,18 @@ impl Connection {
         match builder.connect_mux(destination).await {
             Ok(session) => Ok(Connection {
                 session,
+                round_trips: std::sync::atomic::AtomicUsize::new(0),
                 host: host.name.to_string(),
                 become_method: host.become_method,
                 command_timeout: options.command_timeout,
             }),
             Err(error) => Err(classify(host, &error, options.config_file.as_deref()).await),
         }
+    }
+
+    /// How many commands ran over this connection (each one SSH round trip).
+    pub fn round_trips(&self) -> usize {
+        self.round_trips.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The host's name.
@@ -210,6 +217,8 @@ impl Connection {
     /// Runs `script` with `sh -s` as root (`sudo -n` when the login user is not root), the
     /// script on stdin (never on the command line, where it could show in process lists).
     pub async fn run_script(&self, script: &str) -> Result<ScriptOutput, TransportError> {
+        self.round_trips
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut command = match self.become_method {
             Become::None => {
                 let mut c = self.session.command("sh");

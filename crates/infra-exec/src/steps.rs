@@ -205,6 +205,7 @@ pub fn primary_objects(objects: &DatabaseObjects) -> String {
 pub fn replication(source: &infra_plan::ReplicationSource) -> String {
     let sql = format!(
         "STOP SLAVE;\n\
+         RESET SLAVE ALL;\n\
          CHANGE MASTER TO MASTER_HOST='{host}', MASTER_PORT={port}, MASTER_USER='{user}', MASTER_PASSWORD='{password}', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=5;\n\
          START SLAVE;\n",
         host = source.host,
@@ -217,7 +218,7 @@ pub fn replication(source: &infra_plan::ReplicationSource) -> String {
 
 fn sql_script(sql: &str) -> String {
     format!(
-        "{COMMON}out=$(mariadb --batch 2>&1 <<'INFRA_SQL'\n{sql}INFRA_SQL\n) || fail database \"mariadb: $out\"\nprintf 'database\\tdone\\n'\n"
+        "{COMMON}out=$(mariadb --batch --silent 2>&1 <<'INFRA_SQL'\n{sql}INFRA_SQL\n) || fail database \"mariadb: $(printf '%s\\n' \"$out\" | grep '^ERROR' | head -3)\"\nprintf 'database\\tdone\\n'\n"
     )
 }
 

@@ -80,6 +80,29 @@ impl Topology {
         names.into_iter().filter_map(|n| self.host(n)).collect()
     }
 
+    /// Every secret the topology resolved, so output can be scrubbed of their values.
+    pub fn secrets(&self) -> Vec<&Secret> {
+        let mut secrets = Vec::new();
+        if let Some(lb) = &self.load_balancer {
+            secrets.extend(lb.vrrp_password.iter());
+            secrets.extend(lb.stats.iter().map(|s| &s.password));
+            if let CertificateSource::Files { key, .. } = &lb.tls.certificate {
+                secrets.push(key);
+            }
+        }
+        if let Some(app) = &self.app {
+            secrets.extend(app.environment.iter().filter_map(|(_, v)| match v {
+                EnvValue::Secret(secret) => Some(secret),
+                EnvValue::Plain(_) => None,
+            }));
+        }
+        if let Some(db) = &self.database {
+            secrets.push(&db.app_user.password);
+            secrets.extend(db.replication_user.iter().map(|u| &u.password));
+        }
+        secrets
+    }
+
     /// The tiers `host` belongs to.
     pub fn tiers_of(&self, host: &HostName) -> Vec<Tier> {
         Tier::ALL

@@ -1,6 +1,5 @@
 //! `infra plan`.
 
-use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -69,26 +68,22 @@ pub fn make_plan(
         .enable_all()
         .build()?;
     let started = Instant::now();
-    let plan = runtime.block_on(async {
+    let (plan, round_trips) = runtime.block_on(async {
         let gathered =
             gather::gather(&topology, &desired, &selected, &options, args.parallelism).await;
         let plan = plan::diff(&desired, &gathered.facts, &pending, gathered.unreachable());
+        let round_trips = gathered.round_trips();
         gathered.close().await;
-        plan
+        (plan, round_trips)
     });
-    tracing_line(&format!(
-        "gathered facts from {} of {} hosts in {:.2} s",
+    eprintln!(
+        "gathered facts from {} of {} hosts in {:.2} s ({} SSH round trips)",
         plan.hosts.len(),
         selected.len(),
-        started.elapsed().as_secs_f64()
-    ));
+        started.elapsed().as_secs_f64(),
+        round_trips
+    );
     Ok(Some((topology, plan)))
-}
-
-fn tracing_line(message: &str) {
-    if std::io::stderr().is_terminal() {
-        eprintln!("{message}");
-    }
 }
 
 /// Runs `infra plan`.
