@@ -430,9 +430,7 @@ pub async fn apply(
             stop = true;
         }
     }
-    for (_, connection) in connections {
-        connection.close().await;
-    }
+    crate::gather::close_all(connections.into_values()).await;
     let order = |name: &str| desired.hosts.iter().position(|h| h.name.as_str() == name);
     outcomes.sort_by_key(|(name, _)| order(name));
     let state = match Arc::try_unwrap(shared) {

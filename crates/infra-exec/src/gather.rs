@@ -86,12 +86,19 @@ impl Gathered {
         self.connections.iter().map(Connection::round_trips).sum()
     }
 
-    /// Closes every connection.
+    /// Closes every connection, all at once.
     pub async fn close(self) {
-        for connection in self.connections {
-            connection.close().await;
-        }
+        close_all(self.connections).await;
     }
+}
+
+/// Closes connections concurrently (each close waits for its master to exit).
+pub async fn close_all(connections: impl IntoIterator<Item = Connection>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for connection in connections {
+        tasks.spawn(connection.close());
+    }
+    while tasks.join_next().await.is_some() {}
 }
 
 /// Gathers the facts of the hosts of `desired` named in `selected`, at most `parallelism` at

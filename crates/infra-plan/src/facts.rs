@@ -150,8 +150,9 @@ pub fn gather_script(state: &HostState) -> String {
     for path in &state.absent_files {
         let _ = writeln!(script, "file {} -", quote(path));
     }
-    for service in &state.services {
-        let _ = writeln!(script, "service {}", quote(&service.unit));
+    let units: Vec<String> = state.services.iter().map(|s| quote(&s.unit)).collect();
+    if !units.is_empty() {
+        let _ = writeln!(script, "services {}", units.join(" "));
     }
     let _ = writeln!(script, "firewall {}", quote(paths::FIREWALL_RECORD));
     if let Some(database) = &state.database {
@@ -175,10 +176,9 @@ export LC_ALL=C
 tab=$(printf '\t')
 . /etc/os-release 2>/dev/null && printf 'os\t%s %s\n' "${ID:-}" "${VERSION_ID:-}"
 packages() {
-  for p in "$@"; do
-    v=$(dpkg-query -W -f='${db:Status-Abbrev}\t${Version}' "$p" 2>/dev/null) || v=""
-    case "$v" in
-      ii*) printf 'package\t%s\t%s\n' "$p" "${v#*$tab}" ;;
+  dpkg-query -W -f='${Package}\t${db:Status-Abbrev}\t${Version}\n' "$@" 2>/dev/null | while IFS="$tab" read -r p status version; do
+    case "$status" in
+      ii*) printf 'package\t%s\t%s\n' "$p" "$version" ;;
       *) printf 'package\t%s\t-\n' "$p" ;;
     esac
   done
@@ -198,10 +198,13 @@ file() {
   elif [ -e "$1" ] || [ -L "$1" ]; then printf 'file\t%s\tother\n' "$1"
   else printf 'file\t%s\t-\n' "$1"; fi
 }
-service() {
-  e=$(systemctl is-enabled "$1" 2>/dev/null) || true
-  a=$(systemctl is-active "$1" 2>/dev/null) || true
-  printf 'service\t%s\t%s\t%s\n' "$1" "$e" "$a"
+services() {
+  systemctl show --property=Id,UnitFileState,ActiveState "$@" 2>/dev/null | awk -F= '
+    /^Id=/ { id = substr($0, 4) }
+    /^UnitFileState=/ { enabled = substr($0, 15) }
+    /^ActiveState=/ { active = substr($0, 13) }
+    /^$/ { if (id != "") printf "service\t%s\t%s\t%s\n", id, enabled, active; id = ""; enabled = ""; active = "" }
+    END { if (id != "") printf "service\t%s\t%s\t%s\n", id, enabled, active }'
 }
 firewall() {
   if command -v nft >/dev/null 2>&1; then
@@ -225,13 +228,9 @@ SELECT 'db', 'grant', CONCAT(User, '@', Host) FROM mysql.db WHERE Db = '$db' AND
 SELECT 'db', 'replication-grant', CONCAT(User, '@', Host) FROM mysql.user WHERE Repl_slave_priv = 'Y' AND User IN ($list);
 SELECT 'db', 'read-only', @@read_only;"
   mariadb --batch --skip-column-names -e "$q" 2>/dev/null || { printf 'db\tdown\n'; return 0; }
-  mariadb --batch --vertical -e 'SHOW REPLICA STATUS' 2>/dev/null | while IFS= read -r line; do
-    key=$(printf '%s' "$line" | sed -n 's/^ *\([A-Za-z_]*\): \(.*\)$/\1/p')
-    value=$(printf '%s' "$line" | sed -n 's/^ *\([A-Za-z_]*\): \(.*\)$/\2/p')
-    case "$key" in
-      Master_Host|Master_Port|Master_User|Slave_IO_Running|Slave_SQL_Running|Using_Gtid) printf 'db\treplica\t%s\t%s\n' "$key" "$value" ;;
-    esac
-  done
+  mariadb --batch --vertical -e 'SHOW REPLICA STATUS' 2>/dev/null | awk -F': ' '
+    { key = $1; sub(/^ +/, "", key); value = substr($0, index($0, ": ") + 2) }
+    key ~ /^(Master_Host|Master_Port|Master_User|Slave_IO_Running|Slave_SQL_Running|Using_Gtid)$/ { printf "db\treplica\t%s\t%s\n", key, value }'
 }
 "#;
 
