@@ -354,12 +354,32 @@ fn the_example_is_planned_applied_kept_safe_and_destroyed_on_real_hosts() {
         "{}",
         show(&locked)
     );
+    let wrong = example.infra(&["force-unlock", "not-the-id"]);
+    assert_code("force-unlock with a wrong ID", &wrong, 1);
+    let id = held.info().id.clone();
+    assert_code("force-unlock", &example.infra(&["force-unlock", &id]), 0);
     drop(held);
-    assert_code(
-        "apply after the lock is free",
-        &example.infra(&["apply", "--auto-approve"]),
-        0,
+    // In CI form: one JSON event per line, the version first and the summary last.
+    let json_apply = example.infra(&["apply", "--auto-approve", "--json"]);
+    assert_code("apply --json", &json_apply, 0);
+    let events: Vec<serde_json::Value> = text(&json_apply.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert_eq!(
+        events.first().map(|e| e["type"].clone()),
+        Some(serde_json::json!("version"))
     );
+    assert!(events.iter().any(|e| e["type"] == "planned_changes"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "apply_complete" && e["host"] == "web1"),
+        "{events:?}"
+    );
+    let last = events.last().expect("events");
+    assert_eq!(last["type"], "summary");
+    assert_eq!(last["changed"], 1);
 
     // A template that renders an invalid haproxy.cfg: lb1 rejects it, nothing is reloaded,
     // the old config keeps serving on both load balancers, no half-written file remains.
@@ -479,8 +499,65 @@ fn the_example_is_planned_applied_kept_safe_and_destroyed_on_real_hosts() {
         0,
     );
 
-    // Destroy returns every host to what it was (packages and /etc), and a second does nothing.
+    // Ctrl-C: the steps under way finish, the state is saved, the lock released, exit 130;
+    // the next apply converges.
     common::edit(&example.file(), "  admin_sources: [10.231.8.0/24]\n", "");
+    let mut child = common::infra_process()
+        .current_dir(example.path())
+        .args(["apply", "--auto-approve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start apply");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut interrupted = false;
+    let mut transcript = String::new();
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        transcript.push_str(&line);
+        transcript.push('\n');
+        if !interrupted && line.contains("db1: done") {
+            let status = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .expect("kill");
+            assert!(status.success());
+            interrupted = true;
+        }
+    }
+    let status = child.wait().expect("apply ends");
+    assert!(interrupted, "never saw db1 finish:\n{transcript}");
+    assert_eq!(status.code(), Some(130), "Ctrl-C exits 130:\n{transcript}");
+    assert!(
+        !example.path().join(".infra/state.lock").exists(),
+        "the lock was not released"
+    );
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(example.path().join(".infra/state.json")).expect("state"),
+    )
+    .expect("state JSON");
+    assert_eq!(state["hosts"]["db1"]["complete"], true, "{state}");
+    assert_code(
+        "apply after Ctrl-C",
+        &example.infra(&["apply", "--auto-approve"]),
+        0,
+    );
+    assert_code(
+        "plan after Ctrl-C recovery",
+        &example.infra(&["plan", "--detailed-exitcode"]),
+        0,
+    );
+
+    // What destroy would do, shown without doing it.
+    let destroy_plan = example.infra(&["plan", "--destroy", "--detailed-exitcode"]);
+    assert_code("plan --destroy", &destroy_plan, 2);
+    let out = text(&destroy_plan.stdout);
+    assert!(
+        out.contains("# lb1.package[\"haproxy\"] will be destroyed"),
+        "{out}"
+    );
+    assert!(out.contains("0 to add, 0 to change,"), "{out}");
+
+    // Destroy returns every host to what it was (packages and /etc), and a second does nothing.
     let destroy = example.infra(&["destroy", "--auto-approve"]);
     assert_code("destroy", &destroy, 0);
     assert!(

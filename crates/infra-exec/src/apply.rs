@@ -178,6 +178,8 @@ pub enum HostOutcome {
 pub struct ApplyReport {
     /// Per host, in apply order.
     pub hosts: Vec<(String, HostOutcome)>,
+    /// Whether Ctrl-C stopped the run (hosts not started then are `Skipped`).
+    pub cancelled: bool,
 }
 
 impl ApplyReport {
@@ -433,11 +435,18 @@ pub async fn apply(
     crate::gather::close_all(connections.into_values()).await;
     let order = |name: &str| desired.hosts.iter().position(|h| h.name.as_str() == name);
     outcomes.sort_by_key(|(name, _)| order(name));
+    let cancelled = shared.cancel.load(Ordering::SeqCst);
     let state = match Arc::try_unwrap(shared) {
         Ok(shared) => shared.state.into_inner().unwrap_or_default(),
         Err(shared) => shared.state.lock().map(|s| s.clone()).unwrap_or_default(),
     };
-    (ApplyReport { hosts: outcomes }, state)
+    (
+        ApplyReport {
+            hosts: outcomes,
+            cancelled,
+        },
+        state,
+    )
 }
 
 /// Installs every host's missing packages at once, before the tier-ordered steps: installing

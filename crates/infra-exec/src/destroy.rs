@@ -281,7 +281,14 @@ pub async fn destroy(
             outcomes.push((name, outcome));
         }
     }
-    (ApplyReport { hosts: outcomes }, state)
+    let cancelled = cancel.load(Ordering::SeqCst);
+    (
+        ApplyReport {
+            hosts: outcomes,
+            cancelled,
+        },
+        state,
+    )
 }
 
 /// What remains recorded after a successful destroy: the databases and accounts kept when

@@ -169,7 +169,7 @@ pub fn load_firewall() -> String {
     format!(
         "{COMMON}out=$(nft -f {file} 2>&1) || fail firewall \"nft -f: $out\"\n\
          mkdir -p /var/lib/infra\n\
-         t=$(nft list table inet infra) && s=$(printf '%s\\n' \"$t\" | sha256sum) && printf '%s\\n' \"${{s%% *}}\" > {record}\n\
+         t=$(nft list table inet infra) && s=$(printf '%s\\n' \"$t\" | sha256sum) && f=$(sha256sum < {file}) && printf '%s %s\\n' \"${{s%% *}}\" \"${{f%% *}}\" > {record}\n\
          printf 'firewall\\tloaded\\n'\n",
         file = quote(paths::FIREWALL_NFT),
         record = quote(paths::FIREWALL_RECORD),

@@ -88,6 +88,8 @@ pub struct FirewallFact {
     pub loaded_sha256: Option<String>,
     /// The same hash recorded by the last apply, when there was one.
     pub recorded_sha256: Option<String>,
+    /// SHA-256 of the rules file that apply loaded then.
+    pub recorded_file_sha256: Option<String>,
 }
 
 impl FirewallFact {
@@ -327,8 +329,10 @@ pub fn parse(output: &str) -> Result<HostFacts, FactsError> {
             }
             ["firewall", "not-loaded"] => facts.firewall.nft_installed = true,
             ["firewall", "no-nft"] => facts.firewall.nft_installed = false,
-            ["firewall", "recorded", sha] => {
-                facts.firewall.recorded_sha256 = Some((*sha).trim().to_owned())
+            ["firewall", "recorded", record] => {
+                let mut parts = record.split_whitespace();
+                facts.firewall.recorded_sha256 = parts.next().map(str::to_owned);
+                facts.firewall.recorded_file_sha256 = parts.next().map(str::to_owned);
             }
             ["db", "down"] => facts.database = Some(DatabaseFacts::default()),
             ["db", rest @ ..] => {

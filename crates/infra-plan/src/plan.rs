@@ -339,9 +339,11 @@ pub fn diff_host(state: &HostState, facts: &HostFacts, pending: &[(String, Trigg
             None,
         );
     }
-    if state.files.iter().any(|f| f.path == paths::FIREWALL_NFT) {
+    if let Some(rules) = state.files.iter().find(|f| f.path == paths::FIREWALL_NFT) {
         let fact = &facts.firewall;
-        let firewall_file_changes = changed_files.iter().any(|f| f.path == paths::FIREWALL_NFT);
+        // The file changes now, or it changed earlier but was never loaded (a run that stopped).
+        let firewall_file_changes = changed_files.iter().any(|f| f.path == paths::FIREWALL_NFT)
+            || fact.recorded_file_sha256.as_deref() != Some(rules.sha256.as_str());
         let action = if fact.loaded_sha256.is_none() {
             Action::Create
         } else if !fact.is_current() || firewall_file_changes {

@@ -155,6 +155,12 @@ pub struct PlanArgs {
     /// Exit 0 when there are no changes, 2 when there are, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Show what `infra destroy` would remove (from the state) instead.
+    #[arg(long)]
+    pub destroy: bool,
+    /// With `--destroy`: as `infra destroy --delete-data` would.
+    #[arg(long, requires = "destroy")]
+    pub delete_data: bool,
 }
 
 /// Flags shared by apply and destroy.

@@ -88,8 +88,21 @@ pub fn make_plan(
 
 /// Runs `infra plan`.
 pub fn run(cli: &Cli, args: &PlanArgs, style: Style) -> anyhow::Result<Outcome> {
-    let Some((_topology, plan)) = make_plan(cli, &args.connect, style)? else {
-        return Ok(Outcome::Failed);
+    let plan = if args.destroy {
+        let Some(loaded) = super::load_with(cli, style, super::SecretValues::NotNeeded)? else {
+            return Ok(Outcome::Failed);
+        };
+        let topology = loaded.topology;
+        let selected = selected_hosts(&topology, &args.connect)?;
+        let state = infra_exec::state::load(&topology.base_dir, &topology.name)?;
+        let mut plan = infra_exec::destroy::plan(&topology, &state, args.delete_data);
+        plan.hosts.retain(|h| selected.contains(&h.host));
+        plan
+    } else {
+        let Some((_topology, plan)) = make_plan(cli, &args.connect, style)? else {
+            return Ok(Outcome::Failed);
+        };
+        plan
     };
     if let Some(path) = &args.out {
         write_plan(path, &plan)?;
