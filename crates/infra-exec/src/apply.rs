@@ -269,33 +269,18 @@ fn groups(topology: &Topology, desired: &DesiredState) -> Vec<(Vec<String>, bool
             &mut seen,
         );
     }
-    take(
-        topology
-            .tier_hosts(Tier::App)
+    for (tier, one_at_a_time) in [
+        (Tier::App, false),
+        (Tier::Web, false),
+        (Tier::LoadBalancer, true),
+    ] {
+        let names = topology
+            .tier_hosts(tier)
             .iter()
             .map(|h| h.name.to_string())
-            .collect(),
-        false,
-        &mut seen,
-    );
-    take(
-        topology
-            .tier_hosts(Tier::Web)
-            .iter()
-            .map(|h| h.name.to_string())
-            .collect(),
-        false,
-        &mut seen,
-    );
-    take(
-        topology
-            .tier_hosts(Tier::LoadBalancer)
-            .iter()
-            .map(|h| h.name.to_string())
-            .collect(),
-        true,
-        &mut seen,
-    );
+            .collect();
+        take(names, one_at_a_time, &mut seen);
+    }
     take(
         desired.hosts.iter().map(|h| h.name.to_string()).collect(),
         false,

@@ -62,8 +62,8 @@ pub fn generated(topology: &Topology, keep: Keep) -> anyhow::Result<Option<EdgeC
     let chain_pem = certificate.pem();
     let key_pem = key.serialize_pem();
     if keep == Keep::OnDisk {
-        write_private(&dir, &cert_path, &chain_pem, 0o644)?;
-        write_private(&dir, &key_path, &key_pem, 0o600)?;
+        write_private(&cert_path, &chain_pem, 0o644)?;
+        write_private(&key_path, &key_pem, 0o600)?;
     }
     Ok(Some(EdgeCertificate {
         chain_pem,
@@ -71,24 +71,7 @@ pub fn generated(topology: &Topology, keep: Keep) -> anyhow::Result<Option<EdgeC
     }))
 }
 
-fn write_private(dir: &Path, path: &Path, text: &str, mode: u32) -> anyhow::Result<()> {
-    use fs_err::os::unix::fs::OpenOptionsExt as _;
-    use std::io::Write as _;
-    use std::os::unix::fs::DirBuilderExt as _;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create `{}`", dir.display()))?;
-    let temporary = path.with_extension("tmp");
-    let mut file = fs_err::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&temporary)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    fs_err::rename(&temporary, path)?;
-    Ok(())
+fn write_private(path: &Path, text: &str, mode: u32) -> anyhow::Result<()> {
+    infra_exec::files::write_atomic(path, text.as_bytes(), mode)
+        .with_context(|| format!("cannot write `{}`", path.display()))
 }

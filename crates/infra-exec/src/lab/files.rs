@@ -137,23 +137,10 @@ fn create_private_dir(dir: &Path) -> Result<(), LabError> {
         })
 }
 
-/// Writes `text` to `path` through a temporary file and a rename, mode 0600.
+/// Writes `text` to `path` atomically, mode 0600.
 fn write_private(path: &Path, text: &str) -> Result<(), LabError> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let io = |source| LabError::Io {
+    crate::files::write_atomic(path, text.as_bytes(), 0o600).map_err(|source| LabError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let temporary = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)
-        .map_err(io)?;
-    file.write_all(text.as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&temporary, path).map_err(io)
+    })
 }

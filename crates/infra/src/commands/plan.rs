@@ -153,20 +153,7 @@ pub fn json_view(plan: &Plan) -> serde_json::Value {
 }
 
 fn write_plan(path: &std::path::Path, plan: &Plan) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
     let text = serde_json::to_string_pretty(plan)?;
-    let temporary = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)
-        .with_context(|| format!("cannot write `{}`", temporary.display()))?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)
-        .with_context(|| format!("cannot write `{}`", path.display()))?;
-    Ok(())
+    infra_exec::files::write_atomic(path, text.as_bytes(), 0o600)
+        .with_context(|| format!("cannot write `{}`", path.display()))
 }
