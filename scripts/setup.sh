@@ -64,7 +64,7 @@ ensure_rust() {
 # A running Docker engine and debootstrap, for the lab. Installs docker.io when dockerd is
 # missing (a docker client alone is not enough) and starts the engine when it does not answer.
 ensure_docker() {
-  ensure_commands docker.io:dockerd debootstrap:debootstrap openssh-client:ssh
+  ensure_commands docker.io:dockerd debootstrap:debootstrap openssh-client:ssh curl:curl
   if docker info >/dev/null 2>&1; then
     return 0
   fi
