@@ -57,6 +57,10 @@ impl LockError {
     /// What the user can do.
     pub fn hint(&self) -> Option<String> {
         match self {
+            LockError::Held(info) if holder_is_gone(info) => Some(format!(
+                "process {} no longer runs on this machine, so the lock was left behind: `infra force-unlock {}`",
+                info.pid, info.id
+            )),
             LockError::Held(info) => Some(format!(
                 "wait for it, retry with `--lock-timeout 5m`, or if that run is gone: `infra force-unlock {}`",
                 info.id
@@ -66,8 +70,26 @@ impl LockError {
     }
 }
 
+/// `YYYY-MM-DD HH:MM:SS UTC` from seconds since the Unix epoch.
 fn format_time(seconds: u64) -> String {
-    format!("{seconds} (Unix time)")
+    let days = i64::try_from(seconds / 86_400).unwrap_or(0);
+    let rest = seconds % 86_400;
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
 }
 
 /// A held lock; dropping it releases it.
@@ -163,6 +185,21 @@ fn read(path: &Path) -> Result<LockInfo, LockError> {
     }))
 }
 
+/// Removes the lock if it is still the one with `id` (for a signal handler that must exit
+/// without unwinding).
+pub fn release(base_dir: &Path, id: &str) {
+    let path = lock_path(base_dir);
+    if read(&path).is_ok_and(|held| held.id == id) {
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
+/// Whether the process holding a lock is gone (only knowable for a lock taken on this machine).
+pub fn holder_is_gone(info: &LockInfo) -> bool {
+    let here = who();
+    info.who == here && info.pid != 0 && !Path::new(&format!("/proc/{}", info.pid)).exists()
+}
+
 /// Removes the lock whose ID is `id`.
 pub fn force_unlock(base_dir: &Path, id: &str) -> Result<LockInfo, LockError> {
     let path = lock_path(base_dir);
@@ -198,6 +235,12 @@ fn random_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lock_times_read_as_dates() {
+        assert_eq!(format_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_time(1_795_372_695), "2026-11-22 17:58:15 UTC");
+    }
 
     #[test]
     fn a_second_lock_fails_at_once_naming_the_holder_and_force_unlock_needs_the_id() {

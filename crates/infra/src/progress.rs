@@ -6,7 +6,7 @@ use std::io::{IsTerminal as _, Write as _};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use infra_exec::apply::{ApplyReporter, Event};
 
 /// How progress is shown.
@@ -36,13 +36,13 @@ impl Progress {
             return Progress::Json;
         }
         if std::io::stdout().is_terminal() {
-            let multi = MultiProgress::new();
+            // Hidden until `start`: nothing may draw over the plan or the confirmation prompt.
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::hidden());
             let total = multi.add(ProgressBar::new(u64::try_from(hosts).unwrap_or(0)));
             total.set_style(
                 ProgressStyle::with_template("{spinner} total {pos}/{len} hosts {elapsed}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
-            total.enable_steady_tick(std::time::Duration::from_millis(120));
             Progress::Bars {
                 multi,
                 hosts: Mutex::new(BTreeMap::new()),
@@ -60,6 +60,15 @@ impl Progress {
         if matches!(self, Progress::Json) {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{value}");
+        }
+    }
+
+    /// Shows the bars (once the plan is approved and work begins).
+    pub fn start(&self) {
+        if let Progress::Bars { multi, total, .. } = self {
+            multi.set_draw_target(ProgressDrawTarget::stderr());
+            total.reset_elapsed();
+            total.enable_steady_tick(std::time::Duration::from_millis(120));
         }
     }
 

@@ -77,6 +77,44 @@ fn print_failures(report: &ApplyReport) {
     }
 }
 
+/// Watches SIGINT, SIGTERM and SIGHUP for a run that holds the lock. Before any change
+/// (gathering, the plan, the prompt) the lock is released and the process exits 130 at once;
+/// once changes run, the run is asked to stop after the steps under way (`cancel`).
+fn watch_signals(
+    base_dir: std::path::PathBuf,
+    lock_id: String,
+    changing: Arc<AtomicBool>,
+    cancel: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    tokio::spawn(async move {
+        let (Ok(mut interrupt), Ok(mut terminate), Ok(mut hangup)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+                _ = hangup.recv() => {}
+            }
+            if changing.load(Ordering::SeqCst) {
+                eprintln!(
+                    "\ninterrupted: finishing the steps under way, then stopping (the state records what was done)"
+                );
+                cancel.store(true, Ordering::SeqCst);
+            } else {
+                lock::release(&base_dir, &lock_id);
+                eprintln!("\ninterrupted before any change: nothing was done");
+                std::process::exit(i32::from(INTERRUPTED));
+            }
+        }
+    })
+}
+
 /// Runs `infra apply`.
 pub fn run(cli: &Cli, args: &ApplyArgs, style: Style) -> anyhow::Result<Outcome> {
     let change = &args.change;
@@ -100,7 +138,7 @@ pub fn run(cli: &Cli, args: &ApplyArgs, style: Style) -> anyhow::Result<Outcome>
         }
         None => None,
     };
-    let _lock =
+    let lock =
         Lock::acquire(&topology.base_dir, "apply", change.lock_timeout).map_err(lock_error)?;
     let state = state::load(&topology.base_dir, &topology.name)?;
     let options = connect_options(&topology, &change.connect);
@@ -110,7 +148,11 @@ pub fn run(cli: &Cli, args: &ApplyArgs, style: Style) -> anyhow::Result<Outcome>
     let progress = Arc::new(Progress::new(change.json, selected.len()));
     progress.json(serde_json::json!({ "type": "version", "infra": env!("CARGO_PKG_VERSION"), "format_version": plan::FORMAT_VERSION }));
 
+    let cancel = Arc::new(AtomicBool::new(false));
+    let changing = Arc::new(AtomicBool::new(false));
+    let lock_id = lock.info().id.clone();
     runtime.block_on(async {
+        let watcher = watch_signals(topology.base_dir.clone(), lock_id, Arc::clone(&changing), Arc::clone(&cancel));
         let gathered = gather::gather(&topology, &desired, &selected, &options, change.connect.parallelism).await;
         let fresh = plan::diff(&desired, &gathered.facts, &state.pending(), gathered.unreachable());
         let plan = match saved {
@@ -141,20 +183,12 @@ pub fn run(cli: &Cli, args: &ApplyArgs, style: Style) -> anyhow::Result<Outcome>
             println!("\nApply cancelled.");
             return Ok(Outcome::Failed);
         }
-        let cancel = Arc::new(AtomicBool::new(false));
-        let watcher = {
-            let cancel = Arc::clone(&cancel);
-            tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!("\ninterrupted: finishing the steps under way, then stopping (the state records what was done)");
-                    cancel.store(true, Ordering::SeqCst);
-                }
-            })
-        };
+        changing.store(true, Ordering::SeqCst);
         let apply_options = ApplyOptions {
             parallelism: change.connect.parallelism,
             max_fail: max_fail(change.max_fail),
         };
+        progress.start();
         let reporter: Arc<dyn apply::ApplyReporter> = progress.clone();
         let (report, _state) = apply::apply(
             &topology,
@@ -237,7 +271,7 @@ pub fn destroy(cli: &Cli, args: &crate::cli::DestroyArgs, style: Style) -> anyho
     };
     let topology = loaded.topology;
     let selected = selected_hosts(&topology, &change.connect)?;
-    let _lock =
+    let lock =
         Lock::acquire(&topology.base_dir, "destroy", change.lock_timeout).map_err(lock_error)?;
     let state = state::load(&topology.base_dir, &topology.name)?;
     let mut plan = infra_exec::destroy::plan(&topology, &state, args.delete_data);
@@ -257,6 +291,19 @@ pub fn destroy(cli: &Cli, args: &crate::cli::DestroyArgs, style: Style) -> anyho
     if !plan.has_changes() {
         return Ok(Outcome::Success);
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let changing = Arc::new(AtomicBool::new(false));
+    let watcher = runtime.block_on(async {
+        watch_signals(
+            topology.base_dir.clone(),
+            lock.info().id.clone(),
+            Arc::clone(&changing),
+            Arc::clone(&cancel),
+        )
+    });
     if !args.delete_data && !change.json {
         println!(
             "\nDatabase data is kept (pass --delete-data to drop the databases and accounts infra created)."
@@ -271,20 +318,9 @@ pub fn destroy(cli: &Cli, args: &crate::cli::DestroyArgs, style: Style) -> anyho
         return Ok(Outcome::Failed);
     }
     let options = connect_options(&topology, &change.connect);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     let report = runtime.block_on(async {
-        let cancel = Arc::new(AtomicBool::new(false));
-        let watcher = {
-            let cancel = Arc::clone(&cancel);
-            tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!("\ninterrupted: finishing the hosts under way, then stopping");
-                    cancel.store(true, Ordering::SeqCst);
-                }
-            })
-        };
+        changing.store(true, Ordering::SeqCst);
+        progress.start();
         let reporter: Arc<dyn apply::ApplyReporter> = progress.clone();
         let (report, _state) = infra_exec::destroy::destroy(
             &topology,
