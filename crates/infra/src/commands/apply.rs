@@ -296,14 +296,16 @@ pub fn destroy(cli: &Cli, args: &crate::cli::DestroyArgs, style: Style) -> anyho
         .build()?;
     let cancel = Arc::new(AtomicBool::new(false));
     let changing = Arc::new(AtomicBool::new(false));
-    let watcher = runtime.block_on(async {
+    // Signals are watched from here on, so a Ctrl-C at the prompt releases the lock too.
+    let watcher = {
+        let _entered = runtime.enter();
         watch_signals(
             topology.base_dir.clone(),
             lock.info().id.clone(),
             Arc::clone(&changing),
             Arc::clone(&cancel),
         )
-    });
+    };
     if !args.delete_data && !change.json {
         println!(
             "\nDatabase data is kept (pass --delete-data to drop the databases and accounts infra created)."
