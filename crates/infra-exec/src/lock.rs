@@ -239,7 +239,7 @@ mod tests {
     #[test]
     fn lock_times_read_as_dates() {
         assert_eq!(format_time(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(format_time(1_795_372_695), "2026-11-22 17:58:15 UTC");
+        assert_eq!(format_time(1_795_372_695), "2026-11-22 18:38:15 UTC");
     }
 
     #[test]
