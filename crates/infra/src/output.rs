@@ -24,6 +24,15 @@ impl Style {
         self.colour && std::io::stdout().is_terminal()
     }
 
+    /// The colour setting for a plan printed on standard output.
+    pub fn plan_colour(self) -> infra_plan::show::Colour {
+        if self.colour_stdout() {
+            infra_plan::show::Colour::On
+        } else {
+            infra_plan::show::Colour::Off
+        }
+    }
+
     fn paint(self, paint: Paint, text: &str) -> String {
         if self.colour {
             format!("{}{text}{}", paint.render(), paint.render_reset())

@@ -9,7 +9,7 @@ use infra_exec::apply::{self, ApplyOptions, ApplyReport, HostOutcome, MaxFail};
 use infra_exec::lock::{self, Lock};
 use infra_exec::{gather, state};
 use infra_plan::plan::{self, Plan};
-use infra_plan::show::{self, Colour};
+use infra_plan::show;
 
 use super::plan::{connect_options, json_view, selected_hosts};
 use super::{Outcome, load, templates};
@@ -171,8 +171,7 @@ pub fn run(cli: &Cli, args: &ApplyArgs, style: Style) -> anyhow::Result<Outcome>
         if change.json {
             progress.json(serde_json::json!({ "type": "planned_changes", "plan": json_view(&plan) }));
         } else {
-            let colour = if style.colour_stdout() { Colour::On } else { Colour::Off };
-            print!("{}", show::text(&plan, colour));
+            print!("{}", show::text(&plan, style.plan_colour()));
         }
         if !plan.has_changes() && plan.unreachable.is_empty() {
             gathered.close().await;
@@ -281,12 +280,7 @@ pub fn destroy(cli: &Cli, args: &crate::cli::DestroyArgs, style: Style) -> anyho
     if change.json {
         progress.json(serde_json::json!({ "type": "planned_changes", "plan": json_view(&plan) }));
     } else {
-        let colour = if style.colour_stdout() {
-            Colour::On
-        } else {
-            Colour::Off
-        };
-        print!("{}", show::text(&plan, colour));
+        print!("{}", show::text(&plan, style.plan_colour()));
     }
     if !plan.has_changes() {
         return Ok(Outcome::Success);

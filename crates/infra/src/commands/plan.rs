@@ -7,7 +7,7 @@ use infra_exec::gather;
 use infra_exec::lab::LabFiles;
 use infra_exec::ssh::{ConnectOptions, HostKeyPolicy};
 use infra_plan::plan::{self, Plan};
-use infra_plan::show::{self, Colour};
+use infra_plan::show;
 use infra_topology::Topology;
 
 use super::{Outcome, load, templates};
@@ -110,12 +110,7 @@ pub fn run(cli: &Cli, args: &PlanArgs, style: Style) -> anyhow::Result<Outcome> 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&json_view(&plan))?);
     } else {
-        let colour = if style.colour_stdout() {
-            Colour::On
-        } else {
-            Colour::Off
-        };
-        print!("{}", show::text(&plan, colour));
+        print!("{}", show::text(&plan, style.plan_colour()));
         if let Some(path) = &args.out {
             println!(
                 "\nSaved the plan to `{}`. To apply exactly it: infra apply {}",
