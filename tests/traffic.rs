@@ -1,0 +1,314 @@
+//! The example serves real traffic on lab hosts: the site and the app through the VIP with
+//! TLS, requests spread over both web and both app hosts, a counter kept in MariaDB and
+//! replicated to the read-only replica, firewalls that admit only what each tier needs,
+//! the monitoring endpoints, and the VIP moving to lb2 when lb1 stops (and back).
+//!
+//! A copy of `examples/scale-up` renamed `scale-traffic` on 10.231.6.0/24.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const VIP: &str = "10.231.6.10";
+
+fn address(host: &str) -> &'static str {
+    match host {
+        "lb1" => "10.231.6.11",
+        "lb2" => "10.231.6.12",
+        "web1" => "10.231.6.21",
+        "web2" => "10.231.6.22",
+        "app1" => "10.231.6.31",
+        "app2" => "10.231.6.32",
+        "db1" => "10.231.6.41",
+        _ => "10.231.6.42",
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+struct Example {
+    dir: tempfile::TempDir,
+}
+
+impl Example {
+    fn new() -> Example {
+        let dir = common::example_copy();
+        let file = dir.path().join("infra.yaml");
+        let topology = std::fs::read_to_string(&file).expect("topology");
+        let topology = topology
+            .replace("10.231.7.", "10.231.6.")
+            .replace("name: scale-up", "name: scale-traffic");
+        std::fs::write(&file, topology).expect("write");
+        Example { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn infra(&self, args: &[&str]) -> Output {
+        let output = common::infra()
+            .current_dir(self.path())
+            .args(args)
+            .output()
+            .expect("run infra");
+        assert!(
+            output.status.success(),
+            "infra {args:?}: exit {:?}\n{}\n{}",
+            output.status.code(),
+            text(&output.stdout),
+            text(&output.stderr)
+        );
+        output
+    }
+
+    fn ssh_config(&self) -> PathBuf {
+        self.path().join(".infra/lab/scale-traffic/ssh_config")
+    }
+
+    fn ssh(&self, host: &str, command: &str) -> Output {
+        Command::new("ssh")
+            .arg("-F")
+            .arg(self.ssh_config())
+            .arg(address(host))
+            .arg(command)
+            .output()
+            .expect("ssh")
+    }
+
+    /// Whether `from` can open a TCP connection to `to:port` (3 s limit), from inside the host.
+    fn reaches(&self, from: &str, to: &str, port: u16) -> bool {
+        let probe = format!(
+            "timeout 3 bash -c '</dev/tcp/{}/{port}' 2>/dev/null && echo open || echo closed",
+            address(to)
+        );
+        let output = self.ssh(from, &probe);
+        assert!(
+            output.status.success(),
+            "ssh {from}: {}",
+            text(&output.stderr)
+        );
+        text(&output.stdout).trim() == "open"
+    }
+}
+
+/// `curl` from this machine; returns the status code, headers and body.
+fn curl(args: &[&str]) -> (u16, String, String) {
+    let output = Command::new("curl")
+        .args(["-sk", "--max-time", "5", "-D", "-", "-o", "/dev/stdout"])
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .expect("curl runs");
+    let all = text(&output.stdout);
+    let (headers, body) = all.split_once("\r\n\r\n").unwrap_or((&all, ""));
+    let code = headers
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, headers.to_owned(), body.to_owned())
+}
+
+fn header(headers: &str, name: &str) -> Option<String> {
+    headers.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name)
+            .then(|| value.trim().to_owned())
+    })
+}
+
+#[test]
+fn the_example_serves_real_traffic_and_survives_losing_a_load_balancer() {
+    let example = Example::new();
+    let _ = common::infra()
+        .current_dir(example.path())
+        .args(["lab", "down"])
+        .output();
+    example.infra(&["lab", "up", "--recreate"]);
+    example.infra(&["apply", "--auto-approve"]);
+
+    // The site through the VIP over HTTPS; HTTP redirects to HTTPS.
+    let (code, _, body) = curl(&[&format!("https://{VIP}/")]);
+    assert_eq!(code, 200);
+    assert!(body.contains("<h1>scale-up</h1>"), "{body}");
+    let (code, headers, _) = curl(&[&format!("http://{VIP}/")]);
+    assert_eq!(code, 301);
+    assert_eq!(
+        header(&headers, "location").as_deref(),
+        Some(format!("https://{VIP}/").as_str())
+    );
+
+    // The API: LB -> Nginx -> app -> MariaDB, spread over both web and both app hosts, with a
+    // counter that only goes up.
+    let mut web_hosts = BTreeSet::new();
+    let mut app_hosts = BTreeSet::new();
+    let mut last = 0;
+    for _ in 0..12 {
+        let (code, headers, body) = curl(&[&format!("https://{VIP}/api/count")]);
+        assert_eq!(code, 200, "{headers}{body}");
+        let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        let counter = json["counter"].as_i64().expect("counter");
+        assert!(counter > last, "the counter went from {last} to {counter}");
+        last = counter;
+        app_hosts.insert(json["host"].as_str().unwrap_or_default().to_owned());
+        web_hosts.insert(header(&headers, "x-served-by").unwrap_or_default());
+    }
+    assert_eq!(
+        app_hosts,
+        BTreeSet::from(["app1".to_owned(), "app2".to_owned()])
+    );
+    assert_eq!(
+        web_hosts,
+        BTreeSet::from(["web1".to_owned(), "web2".to_owned()])
+    );
+
+    // The counter is replicated to db2, which is read-only.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let output = example.ssh(
+            "db2",
+            "mariadb -N -e 'SELECT total FROM scaleup.visits WHERE id = 1; SELECT @@read_only'",
+        );
+        let values: Vec<String> = text(&output.stdout)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        if values.first().map(String::as_str) == Some(last.to_string().as_str()) {
+            assert_eq!(
+                values.get(1).map(String::as_str),
+                Some("1"),
+                "db2 is not read-only"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "db2 never caught up: {values:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Each firewall admits only what its tier needs (probed from inside the hosts).
+    assert!(
+        example.reaches("app1", "db1", 3306),
+        "the app tier must reach MariaDB"
+    );
+    assert!(
+        !example.reaches("web1", "db1", 3306),
+        "a web host reached MariaDB"
+    );
+    assert!(
+        !example.reaches("lb1", "app1", 8000),
+        "a load balancer reached the app port"
+    );
+    assert!(
+        example.reaches("web1", "app1", 8000),
+        "the web tier must reach the app"
+    );
+    assert!(
+        !example.reaches("app1", "web2", 80),
+        "an app host reached a web server"
+    );
+    assert!(
+        example.reaches("lb1", "web1", 80),
+        "the load balancers must reach the web tier"
+    );
+    assert!(
+        example.reaches("db2", "db1", 3306),
+        "the replica must reach the primary"
+    );
+
+    // Monitoring: the stats page and Prometheus metrics want the password; stub_status answers
+    // the load balancers only.
+    let (code, _, _) = curl(&[&format!("http://{}:8404/stats", address("lb1"))]);
+    assert_eq!(code, 401);
+    let credentials = format!("admin:{}", common::SECRETS[0].1);
+    let (code, _, body) = curl(&[
+        "-u",
+        &credentials,
+        &format!("http://{}:8404/metrics", address("lb1")),
+    ]);
+    assert_eq!(code, 200);
+    assert!(body.contains("haproxy_process_"), "no Prometheus metrics");
+    let status = example.ssh("lb1", &format!("timeout 3 bash -c 'exec 3<>/dev/tcp/{}/8080; printf \"GET /nginx_status HTTP/1.0\\r\\n\\r\\n\" >&3; cat <&3'", address("web1")));
+    assert!(
+        text(&status.stdout).contains("Active connections"),
+        "{}",
+        text(&status.stdout)
+    );
+    assert!(
+        !example.reaches("app1", "web1", 8080),
+        "stub_status is open to the app tier"
+    );
+
+    // lb1 stops: the VIP moves to lb2 and the site keeps answering after the VRRP window.
+    assert!(
+        text(&example.ssh("lb1", "ip -4 addr show eth0").stdout).contains(VIP),
+        "the VIP starts on lb1"
+    );
+    // Requests go on while lb1 shuts down; failures may happen only within the VRRP window.
+    let (failures, window) = failover(&["stop", "infra-scale-traffic-lb1"]);
+    eprintln!("failover, lb1 stopped: {failures} failed requests, failure window {window:.1} s");
+    assert!(window < 10.0, "failures lasted {window:.1} s");
+    assert!(
+        text(&example.ssh("lb2", "ip -4 addr show eth0").stdout).contains(VIP),
+        "lb2 holds the VIP"
+    );
+
+    // lb1 back: with preempt it takes the VIP again.
+    example.infra(&["lab", "up"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !text(&example.ssh("lb1", "ip -4 addr show eth0").stdout).contains(VIP) {
+        assert!(Instant::now() < deadline, "lb1 did not take the VIP back");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(curl(&[&format!("https://{VIP}/healthz")]).0, 200);
+
+    // lb1 killed outright (no goodbye to lb2): lb2 takes over after missing its adverts.
+    let (failures, window) = failover(&["kill", "infra-scale-traffic-lb1"]);
+    eprintln!("failover, lb1 killed: {failures} failed requests, failure window {window:.1} s");
+    assert!(window < 10.0, "failures lasted {window:.1} s");
+
+    example.infra(&["lab", "down"]);
+}
+
+/// Runs `docker ARGS` (stopping lb1) while requests go to the VIP every 100 ms, until the
+/// site has answered 10 times after docker returned. Returns the failed requests and the time
+/// from the first failure to the last (0 when none failed).
+fn failover(docker: &[&str]) -> (usize, f64) {
+    let mut stopping = Command::new("docker")
+        .args(docker)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("docker");
+    let begin = Instant::now();
+    let (mut failures, mut first_failure, mut last_failure) = (0, None, None);
+    let mut answered_after_stop = 0;
+    while begin.elapsed() < Duration::from_secs(30) && answered_after_stop < 10 {
+        let code = curl(&["--max-time", "1", &format!("https://{VIP}/healthz")]).0;
+        let now = begin.elapsed();
+        if code == 200 {
+            if stopping.try_wait().ok().flatten().is_some() {
+                answered_after_stop += 1;
+            }
+        } else {
+            failures += 1;
+            first_failure.get_or_insert(now);
+            last_failure = Some(now);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(stopping.wait().expect("docker ends").success());
+    assert_eq!(
+        answered_after_stop, 10,
+        "the site did not answer through lb2"
+    );
+    let window = match (first_failure, last_failure) {
+        (Some(first), Some(last)) => (last - first).as_secs_f64() + 0.1,
+        _ => 0.0,
+    };
+    (failures, window)
+}
