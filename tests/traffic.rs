@@ -267,12 +267,111 @@ fn the_example_serves_real_traffic_and_survives_losing_a_load_balancer() {
     }
     assert_eq!(curl(&[&format!("https://{VIP}/healthz")]).0, 200);
 
+    // (a) A change to the web tier's config while requests flow: Nginx reloads, nothing fails.
+    let file = example.path().join("infra.yaml");
+    common::edit(
+        &file,
+        "  app_path: /api/\n",
+        "  app_path: /api/\n  status_port: 8081\n",
+    );
+    let (sent, failed) = under_load(|| {
+        example.infra(&["apply", "--auto-approve"]);
+    });
+    eprintln!("load during a web config change: {failed} of {sent} requests failed");
+    assert_eq!(
+        failed, 0,
+        "{failed} of {sent} requests failed during a web config change"
+    );
+
+    // (b) A web host added while requests flow: it joins the HAProxy backend with a reload.
+    common::edit(
+        &file,
+        "  web2: { address: 10.231.6.22 }\n",
+        "  web2: { address: 10.231.6.22 }\n  web3: { address: 10.231.6.23 }\n",
+    );
+    common::edit(
+        &file,
+        "  hosts: [web1, web2]\n",
+        "  hosts: [web1, web2, web3]\n",
+    );
+    example.infra(&["lab", "up"]);
+    let (sent, failed) = under_load(|| {
+        example.infra(&["apply", "--auto-approve"]);
+    });
+    eprintln!("load while web3 is added: {failed} of {sent} requests failed");
+    assert_eq!(
+        failed, 0,
+        "{failed} of {sent} requests failed while web3 was added"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, headers, _) = curl(&[&format!("https://{VIP}/")]);
+        if header(&headers, "x-served-by").as_deref() == Some("web3") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "web3 never served a request");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     // lb1 killed outright (no goodbye to lb2): lb2 takes over after missing its adverts.
     let (failures, window) = failover(&["kill", "infra-scale-traffic-lb1"]);
     eprintln!("failover, lb1 killed: {failures} failed requests, failure window {window:.1} s");
     assert!(window < 10.0, "failures lasted {window:.1} s");
 
+    // TLS passthrough: HAProxy forwards TLS untouched and Nginx terminates it.
+    example.infra(&["lab", "up"]);
+    common::edit(&file, "    mode: terminate\n", "    mode: passthrough\n");
+    example.infra(&["apply", "--auto-approve"]);
+    let haproxy = text(
+        &example
+            .ssh("lb1", "grep -c 'mode tcp' /etc/haproxy/haproxy.cfg")
+            .stdout,
+    );
+    assert!(
+        haproxy.trim().parse::<u32>().unwrap_or(0) >= 2,
+        "HAProxy does not pass TLS through"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, headers, body) = curl(&[&format!("https://{VIP}/api/count")]);
+        if code == 200 && header(&headers, "x-served-by").is_some() && body.contains("counter") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no answer over end-to-end TLS: {code} {headers}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(curl(&[&format!("http://{VIP}/")]).0, 301);
+
     example.infra(&["lab", "down"]);
+}
+
+/// Runs `work` while another thread sends requests to the VIP every 50 ms; returns how many
+/// were sent and how many failed.
+fn under_load(work: impl FnOnce()) -> (usize, usize) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let done = Arc::new(AtomicBool::new(false));
+    let load = {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let (mut sent, mut failed) = (0, 0);
+            let begin = Instant::now();
+            while !done.load(Ordering::SeqCst) && begin.elapsed() < Duration::from_secs(300) {
+                sent += 1;
+                if curl(&["--max-time", "3", &format!("https://{VIP}/")]).0 != 200 {
+                    failed += 1;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            (sent, failed)
+        })
+    };
+    work();
+    done.store(true, Ordering::SeqCst);
+    load.join().expect("load thread")
 }
 
 /// Runs `docker ARGS` (stopping lb1) while requests go to the VIP every 100 ms, until the
