@@ -133,6 +133,52 @@ fn the_example_serves_real_traffic_and_survives_losing_a_load_balancer() {
     example.infra(&["lab", "up", "--recreate"]);
     example.infra(&["apply", "--auto-approve"]);
 
+    // keepalived takes the VIP once its HAProxy check has passed a few times.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !text(&example.ssh("lb1", "ip -4 addr show eth0").stdout).contains(VIP) {
+        assert!(Instant::now() < deadline, "lb1 never took the VIP");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    // `infra status`: every service active, every health check passing; a stopped service
+    // is reported and fails the command.
+    let status = example.infra(&["status"]);
+    let out = text(&status.stdout);
+    assert!(
+        out.contains("check    vip") && out.contains("holds 10.231.6.10"),
+        "{out}"
+    );
+    assert!(
+        out.contains("check    replication") && !out.contains("FAIL"),
+        "{out}"
+    );
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.contains("check    health"))
+            .count(),
+        4,
+        "{out}"
+    );
+    assert!(example.ssh("web2", "systemctl stop nginx").status.success());
+    let failing = common::infra()
+        .current_dir(example.path())
+        .arg("status")
+        .output()
+        .expect("run");
+    assert_eq!(failing.status.code(), Some(1));
+    let out = text(&failing.stdout);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("web2") && l.contains("nginx.service") && l.contains("FAIL")),
+        "{out}"
+    );
+    assert!(
+        example
+            .ssh("web2", "systemctl start nginx")
+            .status
+            .success()
+    );
+
     // The site through the VIP over HTTPS; HTTP redirects to HTTPS.
     let (code, _, body) = curl(&[&format!("https://{VIP}/")]);
     assert_eq!(code, 200);

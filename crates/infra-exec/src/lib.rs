@@ -10,4 +10,5 @@ pub mod lock;
 pub mod process;
 pub mod ssh;
 pub mod state;
+pub mod status;
 pub mod steps;

@@ -53,6 +53,8 @@ pub enum Command {
     Schema,
     /// Connect to every host, gather facts, and show what apply would change. Changes nothing.
     Plan(PlanArgs),
+    /// Per host: whether each managed service is active and each health check passes.
+    Status(StatusArgs),
     /// Converge the hosts to the topology (or to a saved plan), after showing the plan.
     Apply(ApplyArgs),
     /// Remove what infra created on the hosts (per its state), after showing the plan.
@@ -243,4 +245,10 @@ pub struct DestroyArgs {
 pub struct ForceUnlockArgs {
     /// The lock ID (shown by the run that found the state locked).
     pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }

@@ -6,6 +6,7 @@ mod lab;
 mod plan;
 mod render;
 mod schema;
+mod status;
 mod validate;
 
 use anyhow::Context as _;
@@ -48,6 +49,7 @@ pub fn run(cli: &Cli, style: Style) -> anyhow::Result<Outcome> {
         Command::Schema => schema::run(),
         Command::Lab(command) => lab::run(cli, command, style),
         Command::Plan(args) => plan::run(cli, args, style),
+        Command::Status(args) => status::run(cli, args, style),
         Command::Apply(args) => apply::run(cli, args, style),
         Command::Destroy(args) => apply::destroy(cli, args, style),
         Command::ForceUnlock(args) => apply::force_unlock(cli, args, style),
