@@ -86,12 +86,7 @@ impl Example {
 
     /// Installed packages and a checksum of every file and link under /etc.
     fn snapshot(&self, host: &str) -> String {
-        self.ssh_ok(
-            host,
-            "dpkg-query -W -f='${Package} ${Version}\\n' | sort; \
-             find /etc -xdev \\( -type f -o -type l \\) -not -path /etc/ld.so.cache -not -path /etc/mtab -not -path /etc/mysql/debian.cnf -print0 | sort -z | xargs -0 sha256sum; \
-             find /etc -xdev -type l -printf '%p -> %l\\n' | sort",
-        )
+        self.ssh_ok(host, common::SNAPSHOT)
     }
 }
 

@@ -20,6 +20,7 @@ fn address(host: &str) -> &'static str {
         "lb2" => "10.231.6.12",
         "web1" => "10.231.6.21",
         "web2" => "10.231.6.22",
+        "web3" => "10.231.6.23",
         "app1" => "10.231.6.31",
         "app2" => "10.231.6.32",
         "db1" => "10.231.6.41",
@@ -81,6 +82,17 @@ impl Example {
             .expect("ssh")
     }
 
+    /// Installed packages and a checksum of every file and link under /etc.
+    fn snapshot(&self, host: &str) -> String {
+        let output = self.ssh(host, common::SNAPSHOT);
+        assert!(
+            output.status.success(),
+            "snapshot of {host}: {}",
+            text(&output.stderr)
+        );
+        text(&output.stdout)
+    }
+
     /// Whether `from` can open a TCP connection to `to:port` (3 s limit), from inside the host.
     fn reaches(&self, from: &str, to: &str, port: u16) -> bool {
         let probe = format!(
@@ -131,6 +143,11 @@ fn the_example_serves_real_traffic_and_survives_losing_a_load_balancer() {
         .args(["lab", "down"])
         .output();
     example.infra(&["lab", "up", "--recreate"]);
+    let mut before: Vec<(String, String)> =
+        ["lb1", "lb2", "web1", "web2", "app1", "app2", "db1", "db2"]
+            .iter()
+            .map(|h| ((*h).to_owned(), example.snapshot(h)))
+            .collect();
     example.infra(&["apply", "--auto-approve"]);
 
     // keepalived takes the VIP once its HAProxy check has passed a few times.
@@ -341,6 +358,7 @@ fn the_example_serves_real_traffic_and_survives_losing_a_load_balancer() {
         "  hosts: [web1, web2, web3]\n",
     );
     example.infra(&["lab", "up"]);
+    before.push(("web3".to_owned(), example.snapshot("web3")));
     let (sent, failed) = under_load(|| {
         example.infra(&["apply", "--auto-approve"]);
     });
@@ -390,6 +408,27 @@ fn the_example_serves_real_traffic_and_survives_losing_a_load_balancer() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(curl(&[&format!("http://{VIP}/")]).0, 301);
+
+    // The database accounts exist only for the hosts that need them.
+    let accounts = text(&example.ssh("db1", "mariadb -N -e \"SELECT CONCAT(User, '@', Host) FROM mysql.user WHERE User IN ('counter', 'repl') ORDER BY 1\"").stdout);
+    assert_eq!(
+        accounts.split_whitespace().collect::<Vec<_>>(),
+        [
+            "counter@10.231.6.31",
+            "counter@10.231.6.32",
+            "repl@10.231.6.42"
+        ]
+    );
+
+    // After all this, destroy leaves every host as it was before the first apply (the
+    // database data is kept, as by default).
+    example.infra(&["destroy", "--auto-approve"]);
+    for (host, snapshot) in &before {
+        assert!(
+            &example.snapshot(host) == snapshot,
+            "{host} differs after destroy"
+        );
+    }
 
     example.infra(&["lab", "down"]);
 }

@@ -84,3 +84,10 @@ pub fn infra_process() -> std::process::Command {
     }
     command
 }
+
+/// A host's installed packages and a checksum of every file and link under /etc (leaving out
+/// /etc/ld.so.cache and /etc/mtab, which change by themselves, and MariaDB's debian.cnf, which
+/// is kept with the data): what destroy must give back.
+pub const SNAPSHOT: &str = "dpkg-query -W -f='${Package} ${Version}\\n' | sort; \
+     find /etc -xdev \\( -type f -o -type l \\) -not -path /etc/ld.so.cache -not -path /etc/mtab -not -path /etc/mysql/debian.cnf -print0 | sort -z | xargs -0 sha256sum; \
+     find /etc -xdev -type l -printf '%p -> %l\\n' | sort";
