@@ -7,48 +7,32 @@
 
 mod common;
 
+use common::LabExample;
+
 use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 const VIP: &str = "10.231.8.10";
 
-struct Example {
-    dir: tempfile::TempDir,
-}
-
-impl Example {
-    fn new() -> Example {
-        let dir = common::example_copy();
-        let file = dir.path().join("infra.yaml");
-        let text = std::fs::read_to_string(&file).expect("topology");
-        let text = text
-            .replace("10.231.7.", "10.231.8.")
-            .replace("name: scale-up", "name: scale-test");
-        // A value with shell and config punctuation that validation allows must arrive verbatim.
-        let text = text.replace(
+/// The example on 10.231.8.0/24 as `scale-test`, with a value full of shell and config
+/// punctuation that validation allows, which must arrive verbatim.
+fn scale_test() -> LabExample {
+    LabExample::new("scale-test", 8, |text| {
+        text.replace(
             "    COUNTER_GREETING: hello from the scale-up example",
             "    COUNTER_GREETING: hello from the scale-up example\n    COUNTER_MOTTO: \"it's <odd> & (fine) #1 ;|*\"",
-        );
-        std::fs::write(&file, text).expect("write topology");
-        Example { dir }
-    }
+        )
+    })
+}
 
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
+/// Runs `infra`, checking that no secret value appears in anything it printed.
+trait Infra {
+    fn infra(&self, args: &[&str]) -> Output;
+}
 
-    fn file(&self) -> PathBuf {
-        self.path().join("infra.yaml")
-    }
-
-    /// Runs `infra`, and checks that no secret value appears in anything it printed.
+impl Infra for LabExample {
     fn infra(&self, args: &[&str]) -> Output {
-        let output = common::infra()
-            .current_dir(self.path())
-            .args(args)
-            .output()
-            .expect("run infra");
+        let output = self.run(args);
         for (name, value) in &common::SECRETS[..4] {
             assert!(
                 !text(&output.stdout).contains(value) && !text(&output.stderr).contains(value),
@@ -59,53 +43,9 @@ impl Example {
         }
         output
     }
-
-    fn ssh_config(&self) -> PathBuf {
-        self.path().join(".infra/lab/scale-test/ssh_config")
-    }
-
-    fn ssh(&self, host: &str, command: &str) -> Output {
-        Command::new("ssh")
-            .arg("-F")
-            .arg(self.ssh_config())
-            .arg(address(host))
-            .arg(command)
-            .output()
-            .expect("ssh runs")
-    }
-
-    fn ssh_ok(&self, host: &str, command: &str) -> String {
-        let output = self.ssh(host, command);
-        assert!(
-            output.status.success(),
-            "ssh {host} {command}: {}",
-            text(&output.stderr)
-        );
-        text(&output.stdout)
-    }
-
-    /// Installed packages and a checksum of every file and link under /etc.
-    fn snapshot(&self, host: &str) -> String {
-        self.ssh_ok(host, common::SNAPSHOT)
-    }
 }
 
 const HOSTS: [&str; 8] = ["lb1", "lb2", "web1", "web2", "app1", "app2", "db1", "db2"];
-
-fn address(host: &str) -> String {
-    let last = match host {
-        "lb1" => 11,
-        "lb2" => 12,
-        "web1" => 21,
-        "web2" => 22,
-        "app1" => 31,
-        "app2" => 32,
-        "db1" => 41,
-        "db2" => 42,
-        _ => 99,
-    };
-    format!("10.231.8.{last}")
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -134,7 +74,7 @@ fn curl(url: &str) -> Option<String> {
 
 #[test]
 fn the_example_is_planned_applied_kept_safe_and_destroyed_on_real_hosts() {
-    let example = Example::new();
+    let example = scale_test();
     let _ = example.infra(&["lab", "down"]);
     assert_code("lab up", &example.infra(&["lab", "up", "--recreate"]), 0);
     let before: Vec<String> = HOSTS.iter().map(|h| example.snapshot(h)).collect();
@@ -175,7 +115,7 @@ fn the_example_is_planned_applied_kept_safe_and_destroyed_on_real_hosts() {
     assert!(before == after_plan, "plan changed a host");
 
     // Connection errors: each has its own message, names the host, and the others are planned.
-    let ghost = Example::new();
+    let ghost = scale_test();
     copy_lab_files(&example, &ghost);
     common::edit(
         &ghost.file(),
@@ -195,7 +135,7 @@ fn the_example_is_planned_applied_kept_safe_and_destroyed_on_real_hosts() {
         "the other hosts are still planned"
     );
 
-    let changed_key = Example::new();
+    let changed_key = scale_test();
     copy_lab_files(&example, &changed_key);
     let known = changed_key.path().join(".infra/lab/scale-test/known_hosts");
     let known_text = std::fs::read_to_string(&known).expect("known_hosts");
@@ -226,7 +166,7 @@ fn the_example_is_planned_applied_kept_safe_and_destroyed_on_real_hosts() {
         show(&changed)
     );
 
-    let wrong_key = Example::new();
+    let wrong_key = scale_test();
     copy_lab_files(&example, &wrong_key);
     let key = wrong_key.path().join(".infra/lab/scale-test/id_ed25519");
     std::fs::remove_file(&key).expect("remove key");
@@ -579,7 +519,7 @@ fn the_example_is_planned_applied_kept_safe_and_destroyed_on_real_hosts() {
 }
 
 /// Lets another copy of the topology use the same lab (same key, known_hosts, config).
-fn copy_lab_files(from: &Example, to: &Example) {
+fn copy_lab_files(from: &LabExample, to: &LabExample) {
     let source = from.path().join(".infra/lab/scale-test");
     let target = to.path().join(".infra/lab/scale-test");
     std::fs::create_dir_all(&target).expect("dir");

@@ -7,57 +7,27 @@
 
 mod common;
 
+use common::LabExample;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const VIP: &str = "10.231.6.10";
 
-fn address(host: &str) -> &'static str {
-    match host {
-        "lb1" => "10.231.6.11",
-        "lb2" => "10.231.6.12",
-        "web1" => "10.231.6.21",
-        "web2" => "10.231.6.22",
-        "web3" => "10.231.6.23",
-        "app1" => "10.231.6.31",
-        "app2" => "10.231.6.32",
-        "db1" => "10.231.6.41",
-        _ => "10.231.6.42",
-    }
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-struct Example {
-    dir: tempfile::TempDir,
+/// `infra` that must succeed, and the TCP probe, on the lab copy of the example.
+trait Traffic {
+    fn infra(&self, args: &[&str]) -> Output;
+    fn reaches(&self, from: &str, to: &str, port: u16) -> bool;
 }
 
-impl Example {
-    fn new() -> Example {
-        let dir = common::example_copy();
-        let file = dir.path().join("infra.yaml");
-        let topology = std::fs::read_to_string(&file).expect("topology");
-        let topology = topology
-            .replace("10.231.7.", "10.231.6.")
-            .replace("name: scale-up", "name: scale-traffic");
-        std::fs::write(&file, topology).expect("write");
-        Example { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
+impl Traffic for LabExample {
     fn infra(&self, args: &[&str]) -> Output {
-        let output = common::infra()
-            .current_dir(self.path())
-            .args(args)
-            .output()
-            .expect("run infra");
+        let output = self.run(args);
         assert!(
             output.status.success(),
             "infra {args:?}: exit {:?}\n{}\n{}",
@@ -68,36 +38,11 @@ impl Example {
         output
     }
 
-    fn ssh_config(&self) -> PathBuf {
-        self.path().join(".infra/lab/scale-traffic/ssh_config")
-    }
-
-    fn ssh(&self, host: &str, command: &str) -> Output {
-        Command::new("ssh")
-            .arg("-F")
-            .arg(self.ssh_config())
-            .arg(address(host))
-            .arg(command)
-            .output()
-            .expect("ssh")
-    }
-
-    /// Installed packages and a checksum of every file and link under /etc.
-    fn snapshot(&self, host: &str) -> String {
-        let output = self.ssh(host, common::SNAPSHOT);
-        assert!(
-            output.status.success(),
-            "snapshot of {host}: {}",
-            text(&output.stderr)
-        );
-        text(&output.stdout)
-    }
-
     /// Whether `from` can open a TCP connection to `to:port` (3 s limit), from inside the host.
     fn reaches(&self, from: &str, to: &str, port: u16) -> bool {
         let probe = format!(
             "timeout 3 bash -c '</dev/tcp/{}/{port}' 2>/dev/null && echo open || echo closed",
-            address(to)
+            self.address(to)
         );
         let output = self.ssh(from, &probe);
         assert!(
@@ -137,7 +82,7 @@ fn header(headers: &str, name: &str) -> Option<String> {
 
 #[test]
 fn the_example_serves_real_traffic_and_survives_losing_a_load_balancer() {
-    let example = Example::new();
+    let example = LabExample::new("scale-traffic", 6, |text| text);
     let _ = common::infra()
         .current_dir(example.path())
         .args(["lab", "down"])
@@ -286,17 +231,17 @@ fn the_example_serves_real_traffic_and_survives_losing_a_load_balancer() {
 
     // Monitoring: the stats page and Prometheus metrics want the password; stub_status answers
     // the load balancers only.
-    let (code, _, _) = curl(&[&format!("http://{}:8404/stats", address("lb1"))]);
+    let (code, _, _) = curl(&[&format!("http://{}:8404/stats", example.address("lb1"))]);
     assert_eq!(code, 401);
     let credentials = format!("admin:{}", common::SECRETS[0].1);
     let (code, _, body) = curl(&[
         "-u",
         &credentials,
-        &format!("http://{}:8404/metrics", address("lb1")),
+        &format!("http://{}:8404/metrics", example.address("lb1")),
     ]);
     assert_eq!(code, 200);
     assert!(body.contains("haproxy_process_"), "no Prometheus metrics");
-    let status = example.ssh("lb1", &format!("timeout 3 bash -c 'exec 3<>/dev/tcp/{}/8080; printf \"GET /nginx_status HTTP/1.0\\r\\n\\r\\n\" >&3; cat <&3'", address("web1")));
+    let status = example.ssh("lb1", &format!("timeout 3 bash -c 'exec 3<>/dev/tcp/{}/8080; printf \"GET /nginx_status HTTP/1.0\\r\\n\\r\\n\" >&3; cat <&3'", example.address("web1")));
     assert!(
         text(&status.stdout).contains("Active connections"),
         "{}",

@@ -91,3 +91,100 @@ pub fn infra_process() -> std::process::Command {
 pub const SNAPSHOT: &str = "dpkg-query -W -f='${Package} ${Version}\\n' | sort; \
      find /etc -xdev \\( -type f -o -type l \\) -not -path /etc/ld.so.cache -not -path /etc/mtab -not -path /etc/mysql/debian.cnf -print0 | sort -z | xargs -0 sha256sum; \
      find /etc -xdev -type l -printf '%p -> %l\\n' | sort";
+
+/// A copy of `examples/scale-up` renamed `name` on `10.231.<octet>.0/24`, for a lab test that
+/// must not disturb a running quickstart lab, with helpers to reach its hosts.
+pub struct LabExample {
+    dir: tempfile::TempDir,
+    name: String,
+    octet: u8,
+}
+
+impl LabExample {
+    /// Copies the example; `edit` may change the topology text further.
+    pub fn new(name: &str, octet: u8, edit: impl FnOnce(String) -> String) -> LabExample {
+        let dir = example_copy();
+        let file = dir.path().join("infra.yaml");
+        let text = std::fs::read_to_string(&file).expect("topology");
+        let text = text
+            .replace("10.231.7.", &format!("10.231.{octet}."))
+            .replace("name: scale-up", &format!("name: {name}"));
+        std::fs::write(&file, edit(text)).expect("write topology");
+        LabExample {
+            dir,
+            name: name.to_owned(),
+            octet,
+        }
+    }
+
+    /// The folder holding the topology.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The topology file.
+    pub fn file(&self) -> PathBuf {
+        self.path().join("infra.yaml")
+    }
+
+    /// The address of `host` (the example's numbering; unknown names get `.99`).
+    pub fn address(&self, host: &str) -> String {
+        let last = match host {
+            "lb1" => 11,
+            "lb2" => 12,
+            "web1" => 21,
+            "web2" => 22,
+            "web3" => 23,
+            "app1" => 31,
+            "app2" => 32,
+            "db1" => 41,
+            "db2" => 42,
+            _ => 99,
+        };
+        format!("10.231.{}.{last}", self.octet)
+    }
+
+    /// `infra ARGS` in the topology's folder.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        infra()
+            .current_dir(self.path())
+            .args(args)
+            .output()
+            .expect("run infra")
+    }
+
+    /// The OpenSSH config `infra lab up` wrote.
+    pub fn ssh_config(&self) -> PathBuf {
+        self.path()
+            .join(".infra/lab")
+            .join(&self.name)
+            .join("ssh_config")
+    }
+
+    /// Runs `command` on `host` with the lab's key and strict host-key checking.
+    pub fn ssh(&self, host: &str, command: &str) -> std::process::Output {
+        std::process::Command::new("ssh")
+            .arg("-F")
+            .arg(self.ssh_config())
+            .arg(self.address(host))
+            .arg(command)
+            .output()
+            .expect("ssh runs")
+    }
+
+    /// Like [`LabExample::ssh`], but failing the test unless it succeeds; returns stdout.
+    pub fn ssh_ok(&self, host: &str, command: &str) -> String {
+        let output = self.ssh(host, command);
+        assert!(
+            output.status.success(),
+            "ssh {host} {command}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// [`SNAPSHOT`] of `host`.
+    pub fn snapshot(&self, host: &str) -> String {
+        self.ssh_ok(host, SNAPSHOT)
+    }
+}

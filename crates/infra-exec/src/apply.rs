@@ -18,6 +18,31 @@ use crate::ssh::{Connection, ScriptOutput, TransportError};
 use crate::state::{self, HostRecord, State};
 use crate::steps::{self, ServiceAction};
 
+/// The steps of one host, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Packages,
+    Directories,
+    Files,
+    Firewall,
+    Database,
+    Services,
+}
+
+impl Step {
+    /// The step's name in progress events and errors.
+    fn name(self) -> &'static str {
+        match self {
+            Step::Packages => "packages",
+            Step::Directories => "directories",
+            Step::Files => "files",
+            Step::Firewall => "firewall",
+            Step::Database => "database",
+            Step::Services => "services",
+        }
+    }
+}
+
 /// How many failed hosts a tier tolerates before the apply stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MaxFail {
@@ -656,27 +681,27 @@ async fn apply_host(
         });
         return HostOutcome::Unchanged;
     }
-    let mut steps: Vec<&'static str> = Vec::new();
+    let mut steps: Vec<Step> = Vec::new();
     let packages_done = shared
         .packages_done
         .lock()
         .map(|done| done.contains(&host))
         .unwrap_or(false);
     if !packages.is_empty() && !packages_done {
-        steps.push("packages");
+        steps.push(Step::Packages);
     }
     if !directories.is_empty() {
-        steps.push("directories");
+        steps.push(Step::Directories);
     }
-    steps.push("files");
+    steps.push(Step::Files);
     if firewall || files.iter().any(|f| f.path == paths::FIREWALL_NFT) {
-        steps.push("firewall");
+        steps.push(Step::Firewall);
     }
     if database || replication {
-        steps.push("database");
+        steps.push(Step::Database);
     }
     if services_change || !files.is_empty() || !packages.is_empty() {
-        steps.push("services");
+        steps.push(Step::Services);
     }
     shared.reporter.event(Event::HostStarted {
         host: host.clone(),
@@ -688,13 +713,13 @@ async fn apply_host(
         .iter()
         .map(|t| (t.unit.clone(), t.trigger))
         .collect();
-    for (done, step) in steps.iter().enumerate() {
+    for (done, step) in steps.iter().copied().enumerate() {
         if shared.cancel.load(Ordering::SeqCst) {
             return HostOutcome::Interrupted;
         }
         shared.reporter.event(Event::Step {
             host: host.clone(),
-            step,
+            step: step.name(),
             done,
         });
         let result = run_host_step(
@@ -735,7 +760,7 @@ async fn run_host_step(
     desired: &HostState,
     plan: &HostPlan,
     shared: &Shared,
-    step: &'static str,
+    step: Step,
     packages: &[String],
     directories: &[&infra_plan::Directory],
     files: &[&infra_plan::ManagedFile],
@@ -743,16 +768,17 @@ async fn run_host_step(
 ) -> Result<(), HostError> {
     let host = desired.name.as_str();
     match step {
-        "packages" => install(connection, host, packages, shared).await,
-        "directories" => {
-            let output = run_step(connection, step, &steps::directories(directories)).await?;
+        Step::Packages => install(connection, host, packages, shared).await,
+        Step::Directories => {
+            let output =
+                run_step(connection, step.name(), &steps::directories(directories)).await?;
             let created: Vec<String> = reported(&output, "created-dir")
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect();
             shared.record(host, |r| r.directories.extend(created))
         }
-        "files" => {
+        Step::Files => {
             let known: Vec<String> = shared
                 .state
                 .lock()
@@ -816,17 +842,17 @@ async fn run_host_step(
                     *slot = (*slot).max(trigger);
                 }
             })?;
-            check(connection, step, &output)
+            check(connection, step.name(), &output)
         }
-        "firewall" => {
-            run_step(connection, step, &steps::load_firewall()).await?;
+        Step::Firewall => {
+            run_step(connection, step.name(), &steps::load_firewall()).await?;
             triggered.retain(|(unit, _)| {
                 unit != "infra-firewall.service"
                     || files.iter().any(|f| f.path == paths::FIREWALL_UNIT)
             });
             shared.record(host, |r| r.firewall = true)
         }
-        "database" => {
+        Step::Database => {
             let Some(objects) = &desired.database else {
                 return Ok(());
             };
@@ -844,7 +870,7 @@ async fn run_host_step(
             };
             run_step(
                 connection,
-                step,
+                step.name(),
                 &steps::restart_or_start("mariadb.service", restart),
             )
             .await?;
@@ -852,7 +878,7 @@ async fn run_host_step(
                 r.pending.remove("mariadb.service");
             })?;
             if objects.role == DatabaseRole::Primary {
-                run_step(connection, step, &steps::primary_objects(objects)).await?;
+                run_step(connection, step.name(), &steps::primary_objects(objects)).await?;
                 let databases: Vec<String> = changes_of(plan, ResourceKind::Database)
                     .filter(|c| c.action() == Action::Create)
                     .map(|c| c.name.clone())
@@ -867,12 +893,12 @@ async fn run_host_step(
                 })?;
             }
             if let Some(source) = &objects.replication_source {
-                run_step(connection, step, &steps::replication(source)).await?;
+                run_step(connection, step.name(), &steps::replication(source)).await?;
                 shared.record(host, |r| r.replication = true)?;
             }
             Ok(())
         }
-        "services" => {
+        Step::Services => {
             let actions: Vec<ServiceAction> = desired
                 .services
                 .iter()
@@ -887,8 +913,12 @@ async fn run_host_step(
             let daemon_reload = files
                 .iter()
                 .any(|f| f.path.starts_with("/etc/systemd/system/"));
-            let output =
-                run_step(connection, step, &steps::services(&actions, daemon_reload)).await?;
+            let output = run_step(
+                connection,
+                step.name(),
+                &steps::services(&actions, daemon_reload),
+            )
+            .await?;
             let enabled: Vec<String> = reported(&output, "enabled")
                 .iter()
                 .map(|s| (*s).to_owned())
@@ -898,6 +928,5 @@ async fn run_host_step(
                 r.pending.clear();
             })
         }
-        _ => Ok(()),
     }
 }

@@ -51,6 +51,8 @@ pub struct Output {
     pub success: bool,
     /// The exit status, as text.
     pub status: String,
+    /// The command line that ran (no secrets are ever passed as arguments).
+    pub command: String,
 }
 
 /// Runs `program args...`, feeding `stdin` if given, within `limit`. Never inherits the
@@ -104,6 +106,7 @@ where
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         success: output.status.success(),
         status: output.status.to_string(),
+        command: command_line,
     })
 }
 
@@ -118,13 +121,12 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-    let output = run(program, &args, stdin, limit).await?;
+    let output = run(program, args, stdin, limit).await?;
     if output.success {
         Ok(output)
     } else {
         Err(ProcessError::Failed {
-            command: describe(program, &args),
+            command: output.command.clone(),
             status: output.status.clone(),
             stderr: tail(&output.stderr, 6),
         })
