@@ -96,11 +96,7 @@ fn the_example_serves_real_traffic_and_survives_losing_a_load_balancer() {
     example.infra(&["apply", "--auto-approve"]);
 
     // keepalived takes the VIP once its HAProxy check has passed a few times.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !text(&example.ssh("lb1", "ip -4 addr show eth0").stdout).contains(VIP) {
-        assert!(Instant::now() < deadline, "lb1 never took the VIP");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    wait_for("lb1 to take the VIP", 30, || holds_vip(&example, "lb1"));
 
     // `infra status`: every service active, every health check passing; a stopped service
     // is reported and fails the command.
@@ -253,26 +249,18 @@ fn the_example_serves_real_traffic_and_survives_losing_a_load_balancer() {
     );
 
     // lb1 stops: the VIP moves to lb2 and the site keeps answering after the VRRP window.
-    assert!(
-        text(&example.ssh("lb1", "ip -4 addr show eth0").stdout).contains(VIP),
-        "the VIP starts on lb1"
-    );
+    assert!(holds_vip(&example, "lb1"), "the VIP starts on lb1");
     // Requests go on while lb1 shuts down; failures may happen only within the VRRP window.
     let (failures, window) = failover(&["stop", "infra-scale-traffic-lb1"]);
     eprintln!("failover, lb1 stopped: {failures} failed requests, failure window {window:.1} s");
     assert!(window < 10.0, "failures lasted {window:.1} s");
-    assert!(
-        text(&example.ssh("lb2", "ip -4 addr show eth0").stdout).contains(VIP),
-        "lb2 holds the VIP"
-    );
+    assert!(holds_vip(&example, "lb2"), "lb2 holds the VIP");
 
     // lb1 back: with preempt it takes the VIP again.
     example.infra(&["lab", "up"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !text(&example.ssh("lb1", "ip -4 addr show eth0").stdout).contains(VIP) {
-        assert!(Instant::now() < deadline, "lb1 did not take the VIP back");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    wait_for("lb1 to take the VIP back", 30, || {
+        holds_vip(&example, "lb1")
+    });
     assert_eq!(curl(&[&format!("https://{VIP}/healthz")]).0, 200);
 
     // (a) A change to the web tier's config while requests flow: Nginx reloads, nothing fails.
@@ -312,15 +300,10 @@ fn the_example_serves_real_traffic_and_survives_losing_a_load_balancer() {
         failed, 0,
         "{failed} of {sent} requests failed while web3 was added"
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    wait_for("web3 to serve a request", 20, || {
         let (_, headers, _) = curl(&[&format!("https://{VIP}/")]);
-        if header(&headers, "x-served-by").as_deref() == Some("web3") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "web3 never served a request");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        header(&headers, "x-served-by").as_deref() == Some("web3")
+    });
 
     // lb1 killed outright (no goodbye to lb2): lb2 takes over after missing its adverts.
     let (failures, window) = failover(&["kill", "infra-scale-traffic-lb1"]);
@@ -376,6 +359,23 @@ fn the_example_serves_real_traffic_and_survives_losing_a_load_balancer() {
     }
 
     example.infra(&["lab", "down"]);
+}
+
+/// Polls `ready` every 200 ms until it holds, failing the test after `seconds`.
+fn wait_for(what: &str, seconds: u64, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !ready() {
+        assert!(
+            Instant::now() < deadline,
+            "gave up waiting for {what} after {seconds} s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Whether `host` holds the VIP on its interface now.
+fn holds_vip(example: &LabExample, host: &str) -> bool {
+    text(&example.ssh(host, "ip -4 addr show eth0").stdout).contains(VIP)
 }
 
 /// Runs `work` while another thread sends requests to the VIP every 50 ms; returns how many
