@@ -1,18 +1,22 @@
-//! The example topology's whole life on real lab hosts: plan on fresh hosts, connection
-//! errors, apply, drift, saved and stale plans, the lock, a config rejected by its validator,
-//! a host killed mid-apply, and destroy back to the hosts as they were.
+//! The example topology's whole life on real lab hosts, run the way users run it: two separate
+//! clones of the repository as two CI runners (no shared `.infra/`), a malicious pull request,
+//! plans on fresh hosts, connection errors, apply, drift, saved and stale plans, two applies at
+//! the same moment, a config rejected by its checker, a host killed halfway, a run killed with
+//! SIGKILL, Ctrl-C, and destroy back to the hosts as they were.
 //!
-//! One test, so the eight hosts are brought up once. It uses a copy of `examples/scale-up`
+//! One test, so the eight hosts are brought up once. It uses copies of `examples/scale-up`
 //! renamed `scale-test` on 10.231.8.0/24, so a running quickstart lab is left alone.
 
 mod common;
 
 use common::LabExample;
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 const VIP: &str = "10.231.8.10";
+const HOSTS: [&str; 8] = ["lb1", "lb2", "web1", "web2", "app1", "app2", "db1", "db2"];
 
 /// The example on 10.231.8.0/24 as `scale-test`, with a value full of shell and config
 /// punctuation that validation allows, which must arrive verbatim.
@@ -33,19 +37,27 @@ trait Infra {
 impl Infra for LabExample {
     fn infra(&self, args: &[&str]) -> Output {
         let output = self.run(args);
-        for (name, value) in &common::SECRETS[..4] {
-            assert!(
-                !text(&output.stdout).contains(value) && !text(&output.stderr).contains(value),
-                "`infra {}` printed the value of {name}:\n{}",
-                args.join(" "),
-                show(&output)
-            );
-        }
+        assert_no_secret(args, &output);
         output
     }
 }
 
-const HOSTS: [&str; 8] = ["lb1", "lb2", "web1", "web2", "app1", "app2", "db1", "db2"];
+fn assert_no_secret(args: &[&str], output: &Output) {
+    for (name, value) in &common::SECRETS[..4] {
+        assert!(
+            !text(&output.stdout).contains(value) && !text(&output.stderr).contains(value),
+            "`infra {}` printed the value of {name}:\n{}",
+            args.join(" "),
+            show(output)
+        );
+    }
+    let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
+    assert!(
+        !all.contains("PRIVATE KEY-----\nMI"),
+        "`infra {}` printed a private key",
+        args.join(" ")
+    );
+}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -72,51 +84,139 @@ fn curl(url: &str) -> Option<String> {
     output.status.success().then(|| text(&output.stdout))
 }
 
-#[test]
-fn the_example_is_planned_applied_kept_safe_and_destroyed_on_real_hosts() {
-    let example = scale_test();
-    let _ = example.infra(&["lab", "down"]);
-    assert_code("lab up", &example.infra(&["lab", "up", "--recreate"]), 0);
-    let before: Vec<String> = HOSTS.iter().map(|h| example.snapshot(h)).collect();
+/// Polls `ready` every 100 ms until it holds, failing after `seconds`.
+fn wait_for(what: &str, seconds: u64, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !ready() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
 
-    // Fresh hosts: every resource is to be created; --detailed-exitcode says 2.
-    let plan = example.infra(&["plan", "--json", "--detailed-exitcode"]);
+/// `infra ARGS` on a pseudo-terminal (so it asks for confirmation, holding the hosts' locks
+/// meanwhile), its output collected by a thread.
+struct Prompted {
+    child: Child,
+    output: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Prompted {
+    fn start(example: &LabExample, args: &[&str]) -> Prompted {
+        let infra = assert_cmd::cargo::cargo_bin!("infra").display().to_string();
+        let command = std::iter::once(infra)
+            .chain(args.iter().map(|a| (*a).to_owned()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut child = common::infra_process_named("script")
+            .current_dir(example.path())
+            .args(["-qfec", &command, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("script runs");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = std::sync::Arc::clone(&output);
+        let reader = std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut all) = sink.lock() {
+                    all.push_str(&String::from_utf8_lossy(&buffer[..n]));
+                }
+            }
+        });
+        Prompted {
+            child,
+            output,
+            reader,
+        }
+    }
+
+    fn text(&self) -> String {
+        self.output.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+
+    fn answer(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        stdin.write_all(line.as_bytes()).expect("answer");
+        stdin.flush().expect("flush");
+    }
+
+    fn finish(mut self) -> (Option<i32>, String) {
+        let status = self.child.wait().expect("ends");
+        let Prompted { output, reader, .. } = self;
+        let _ = reader.join();
+        let text = output.lock().map(|o| o.clone()).unwrap_or_default();
+        (status.code(), text)
+    }
+}
+
+/// Whether any host still holds a lock of `infra`.
+fn locked_hosts(example: &LabExample) -> Vec<&'static str> {
+    HOSTS
+        .into_iter()
+        .filter(|h| {
+            example
+                .ssh_ok(h, "[ -d /var/lib/infra/lock ] && echo locked || true")
+                .contains("locked")
+        })
+        .collect()
+}
+
+#[test]
+fn two_runners_plan_apply_race_crash_and_destroy_on_real_hosts() {
+    let a = scale_test();
+    let _ = a.infra(&["lab", "down"]);
+    assert_code("lab up", &a.infra(&["lab", "up", "--recreate"]), 0);
+    let before: Vec<String> = HOSTS.iter().map(|h| a.snapshot(h)).collect();
+    let b = LabExample::clone_of(&a);
+
+    // Fresh hosts: everything is to be created; --detailed-exitcode says 2.
+    let plan = a.infra(&["plan", "--json", "--detailed-exitcode"]);
     assert_code("plan on fresh hosts", &plan, 2);
     let json: serde_json::Value = serde_json::from_slice(&plan.stdout).expect("JSON plan");
-    assert_eq!(json["format_version"], "1.0");
+    assert_eq!(json["format_version"], "2.0");
+    assert_eq!(json["mode"], "apply");
     let changes = json["resource_changes"]
         .as_array()
         .expect("resource_changes");
     assert!(changes.len() > 90, "{} resources", changes.len());
     for change in changes {
+        let default_site = change["kind"] == "absent_file";
         let actions = &change["actions"];
-        let absent_file = change["kind"] == "absent_file";
         assert!(
             *actions == serde_json::json!(["create"])
-                || (absent_file && *actions == serde_json::json!(["no-op"])),
+                || (default_site && *actions == serde_json::json!(["delete"])),
             "{change}"
         );
     }
-    assert_eq!(json["summary"]["change"], 0);
-    assert_eq!(json["summary"]["destroy"], 0);
-    let text_plan = example.infra(&["plan"]);
-    assert!(text(&text_plan.stdout).contains(&format!(
-        "Plan: {} to add, 0 to change, 0 to destroy.",
-        json["summary"]["add"]
-    )));
-    for line in text(&text_plan.stdout).lines() {
-        assert!(
-            !line.contains("stats-Secret-1") && !line.contains("app-Secret-2"),
-            "a secret in the plan: {line}"
-        );
-    }
-    // Planning changed nothing on any host.
-    let after_plan: Vec<String> = HOSTS.iter().map(|h| example.snapshot(h)).collect();
+    let waves: Vec<&str> = json["program"]
+        .as_array()
+        .expect("program")
+        .iter()
+        .filter_map(|w| w["label"].as_str())
+        .collect();
+    assert_eq!(
+        waves,
+        [
+            "packages",
+            "database primary",
+            "database replicas",
+            "app",
+            "web",
+            "load balancers"
+        ]
+    );
+    let after_plan: Vec<String> = HOSTS.iter().map(|h| a.snapshot(h)).collect();
     assert!(before == after_plan, "plan changed a host");
 
     // Connection errors: each has its own message, names the host, and the others are planned.
-    let ghost = scale_test();
-    copy_lab_files(&example, &ghost);
+    let ghost = LabExample::clone_of(&a);
     common::edit(
         &ghost.file(),
         "  db2:  { address: 10.231.8.42 }\n",
@@ -134,40 +234,35 @@ fn the_example_is_planned_applied_kept_safe_and_destroyed_on_real_hosts() {
         out.contains("web1.file["),
         "the other hosts are still planned"
     );
+    let not_saved = ghost.infra(&["plan", "--connect-timeout", "3", "--out", "p.json"]);
+    assert_code("an errored plan is not saved", &not_saved, 1);
+    assert!(!ghost.path().join("p.json").exists());
 
-    let changed_key = scale_test();
-    copy_lab_files(&example, &changed_key);
+    let changed_key = LabExample::clone_of(&a);
     let known = changed_key.path().join(".infra/lab/scale-test/known_hosts");
     let known_text = std::fs::read_to_string(&known).expect("known_hosts");
-    let web2_key: Vec<&str> = known_text
+    let web2_keys: Vec<String> = known_text
         .lines()
         .filter(|l| l.starts_with("10.231.8.22 "))
+        .map(|l| l.replacen("10.231.8.22 ", "10.231.8.21 ", 1))
         .collect();
-    let swapped: String = known_text
+    let swapped: Vec<String> = known_text
         .lines()
         .filter(|l| !l.starts_with("10.231.8.21 "))
-        .chain(web2_key.iter().map(|l| &**l))
-        .map(|l| {
-            l.replacen(
-                "10.231.8.22 ",
-                "10.231.8.21 ",
-                usize::from(web2_key.contains(&l)),
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&known, swapped + "\n").expect("write known_hosts");
+        .map(str::to_owned)
+        .chain(web2_keys)
+        .collect();
+    std::fs::write(&known, swapped.join("\n") + "\n").expect("write known_hosts");
     let changed = changed_key.infra(&["plan", "--target", "web1"]);
     assert_code("plan with a changed host key", &changed, 1);
-    let out = text(&changed.stdout);
     assert!(
-        out.contains("host key of `web1` (10.231.8.21) has CHANGED") && out.contains("SHA256:"),
+        text(&changed.stdout).contains("host key of `web1` (10.231.8.21) has CHANGED")
+            && text(&changed.stdout).contains("SHA256:"),
         "{}",
         show(&changed)
     );
 
-    let wrong_key = scale_test();
-    copy_lab_files(&example, &wrong_key);
+    let wrong_key = LabExample::clone_of(&a);
     let key = wrong_key.path().join(".infra/lab/scale-test/id_ed25519");
     std::fs::remove_file(&key).expect("remove key");
     let status = Command::new("ssh-keygen")
@@ -184,33 +279,118 @@ fn the_example_is_planned_applied_kept_safe_and_destroyed_on_real_hosts() {
         show(&refused)
     );
 
-    // Apply converges; the next plan has nothing to do.
-    let apply = example.infra(&["apply", "--auto-approve"]);
+    // A malicious pull request: an ssh_config in the checkout with a ProxyCommand. It is
+    // never used: the lab's hosts are reached with `infra`'s own configuration.
+    let pwned = std::env::temp_dir().join(format!("infra-pwned-{}", std::process::id()));
+    let _ = std::fs::remove_file(&pwned);
+    let hostile = LabExample::clone_of(&a);
+    std::fs::write(
+        hostile.path().join(".infra/lab/scale-test/ssh_config"),
+        format!(
+            "Host *\n    ProxyCommand sh -c 'touch {}; nc %h %p'\n",
+            pwned.display()
+        ),
+    )
+    .expect("write a hostile ssh_config");
+    let planned = hostile.infra(&["plan", "--target", "web1"]);
+    assert_code("plan in a hostile checkout", &planned, 0);
+    assert!(
+        !pwned.exists(),
+        "a ProxyCommand from the checkout ran on the controller"
+    );
+
+    // Runner A applies; runner B, with no `.infra/` of A's, finds nothing to do: the hosts
+    // keep the records and the edge certificate.
+    let apply = a.infra(&["apply", "--auto-approve"]);
     assert_code("apply", &apply, 0);
     assert!(
         text(&apply.stdout).contains("Apply complete! Resources: "),
         "{}",
         show(&apply)
     );
-    let converged = example.infra(&["plan", "--detailed-exitcode"]);
-    assert_code("plan after apply", &converged, 0);
+    assert!(locked_hosts(&a).is_empty(), "apply gave its locks back");
+    assert!(!b.path().join(".infra/tls").exists());
+    let from_b = b.infra(&["plan", "--detailed-exitcode"]);
+    assert_code("B plans after A applied", &from_b, 0);
     assert!(
-        text(&converged.stdout).contains("No changes. Your infrastructure matches the topology.")
+        text(&from_b.stdout).contains("No changes."),
+        "{}",
+        show(&from_b)
     );
-    let motto = example.ssh_ok("app1", "grep MOTTO /etc/counter/environment");
+    let motto = a.ssh_ok("app1", "grep MOTTO /etc/counter/environment");
     assert_eq!(motto.trim(), "COUNTER_MOTTO=\"it's <odd> & (fine) #1 ;|*\"");
     assert!(
         curl(&format!("https://{VIP}/")).is_some_and(|page| page.contains("scale-up")),
         "the site answers through the VIP"
     );
+    // What `infra` left on a host: its record, private to root, and no readable secret.
+    let record = a.ssh_ok("lb1", "stat -c '%a %U' /var/lib/infra /var/lib/infra/record/scale-test /etc/haproxy/haproxy.cfg /etc/keepalived/keepalived.conf");
+    assert_eq!(
+        record.lines().collect::<Vec<_>>(),
+        ["700 root", "600 root", "600 root", "600 root"]
+    );
+    let listed = b.infra(&["state", "list"]);
+    assert_code("state list", &listed, 0);
+    assert_eq!(
+        text(&listed.stdout)
+            .lines()
+            .filter(|l| l.contains(" no") || l.contains(" yes"))
+            .count(),
+        8,
+        "{}",
+        show(&listed)
+    );
+    let shown = b.infra(&["state", "show", "lb1", "--json"]);
+    assert_code("state show", &shown, 0);
+    let record: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("JSON record");
+    assert!(
+        record["packages"]
+            .as_array()
+            .is_some_and(|p| p.contains(&serde_json::json!("haproxy")))
+    );
+    assert_eq!(
+        record["files"]["/etc/haproxy/haproxy.cfg"]["sha256"],
+        serde_json::Value::Null
+    );
+
+    // The running keepalived holds the VRRP password exactly as written (the test secret sits
+    // at the edge of what keepalived takes): its own dump of the configuration it parsed says so.
+    let dumped = a.ssh_ok(
+        "lb1",
+        "rm -f /tmp/keepalived.data; systemctl kill -s USR1 --kill-whom=main keepalived.service; \
+         for i in $(seq 100); do grep -q 'Password = ' /tmp/keepalived.data 2>/dev/null && break; sleep 0.1; done; \
+         grep -m1 'Password = ' /tmp/keepalived.data; rm -f /tmp/keepalived.data",
+    );
+    let vrrp = common::SECRETS[3].1;
+    assert!(
+        dumped.trim_end().ends_with(&format!("Password = {vrrp}")),
+        "keepalived read the VRRP password differently (dump line: {:?})",
+        dumped.trim_end().replace(vrrp, "(the password)")
+    );
+
+    // B changes a setting and applies; A's plan then shows only that change, reverted.
+    common::edit(&b.file(), "algorithm: roundrobin", "algorithm: leastconn");
+    assert_code("B applies", &b.infra(&["apply", "--auto-approve"]), 0);
+    let revert = a.infra(&["plan", "--detailed-exitcode"]);
+    assert_code("A sees B's change", &revert, 2);
+    let out = text(&revert.stdout);
+    assert!(
+        out.contains("-    balance leastconn") && out.contains("+    balance roundrobin"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Plan: 0 to add, 2 to change, 0 to destroy."),
+        "{out}"
+    );
+    common::edit(&b.file(), "algorithm: leastconn", "algorithm: roundrobin");
 
     // Drift: a file edited by hand and a stopped service show up as changes back.
-    example.ssh_ok(
+    a.ssh_ok(
         "web1",
         "echo '# edited by hand' >> /etc/nginx/sites-enabled/scale-test",
     );
-    example.ssh_ok("lb2", "systemctl stop haproxy");
-    let drift = example.infra(&["plan", "--detailed-exitcode"]);
+    a.ssh_ok("lb2", "systemctl stop haproxy");
+    let drift = a.infra(&["plan", "--detailed-exitcode"]);
     assert_code("plan after drift", &drift, 2);
     let out = text(&drift.stdout);
     assert!(
@@ -225,100 +405,91 @@ fn the_example_is_planned_applied_kept_safe_and_destroyed_on_real_hosts() {
         out.contains("# lb2.service[\"haproxy.service\"] will be updated in-place"),
         "{out}"
     );
-    assert!(
-        out.contains("Plan: 0 to add, 2 to change, 0 to destroy."),
-        "{out}"
-    );
 
     // A saved plan is refused once a host changed since it was made ...
-    let plan_file = example.path().join("drift.plan");
-    assert_code(
-        "plan --out",
-        &example.infra(&["plan", "--out", plan_file.to_str().expect("utf-8")]),
-        0,
-    );
-    example.ssh_ok(
+    let plan_file = a.path().join("drift.plan");
+    let plan_path = plan_file.to_str().expect("utf-8");
+    assert_code("plan --out", &a.infra(&["plan", "--out", plan_path]), 0);
+    a.ssh_ok(
         "web2",
         "echo '# more' >> /etc/nginx/sites-enabled/scale-test",
     );
-    let stale = example.infra(&["apply", plan_file.to_str().expect("utf-8")]);
+    let stale = a.infra(&["apply", plan_path]);
     assert_code("apply of a stale plan", &stale, 1);
     assert!(
-        text(&stale.stderr).contains("the saved plan is stale: host `web2` changed"),
+        text(&stale.stderr).contains("the saved plan is stale: `web2` changed"),
         "{}",
         show(&stale)
     );
-    // ... and applied exactly, without a prompt, when it is current.
+    // ... applied exactly when it is current, from the other runner ...
+    assert_code("plan --out", &a.infra(&["plan", "--out", plan_path]), 0);
+    let copied = b.path().join("drift.plan");
+    std::fs::copy(&plan_file, &copied).expect("copy the plan to runner B");
     assert_code(
-        "plan --out",
-        &example.infra(&["plan", "--out", plan_file.to_str().expect("utf-8")]),
+        "B applies A's saved plan",
+        &b.infra(&["apply", copied.to_str().expect("utf-8")]),
         0,
     );
-    assert_code(
-        "apply saved plan",
-        &example.infra(&["apply", plan_file.to_str().expect("utf-8")]),
-        0,
+    // ... and only once.
+    let twice = a.infra(&["apply", plan_path]);
+    assert_code("the same saved plan again", &twice, 1);
+    assert!(
+        text(&twice.stderr).contains("the saved plan is stale"),
+        "{}",
+        show(&twice)
     );
     assert_code(
-        "plan after saved apply",
-        &example.infra(&["plan", "--detailed-exitcode"]),
+        "plan after the saved apply",
+        &a.infra(&["plan", "--detailed-exitcode"]),
         0,
     );
 
     // Without a terminal and without approval, apply refuses instead of waiting.
-    example.ssh_ok(
+    a.ssh_ok(
         "web1",
         "echo '# again' >> /etc/nginx/sites-enabled/scale-test",
     );
     let unapproved = common::infra_process()
-        .current_dir(example.path())
+        .current_dir(a.path())
         .arg("apply")
         .stdin(Stdio::null())
         .output()
         .expect("run");
     assert_code("apply without approval", &unapproved, 1);
     assert!(text(&unapproved.stderr).contains("refusing to make changes without confirmation"));
-
-    // A second run fails at once on the lock, naming its holder.
-    let held = infra_exec::lock::Lock::acquire(example.path(), "apply", std::time::Duration::ZERO)
-        .expect("take the lock");
-    let locked = example.infra(&["apply", "--auto-approve"]);
-    assert_code("apply while locked", &locked, 1);
     assert!(
-        text(&locked.stderr).contains(&format!("lock ID {}", held.info().id)),
-        "{}",
-        show(&locked)
+        locked_hosts(&a).is_empty(),
+        "a refused apply gave its locks back"
     );
-    let wrong = example.infra(&["force-unlock", "not-the-id"]);
-    assert_code("force-unlock with a wrong ID", &wrong, 1);
-    let id = held.info().id.clone();
-    assert_code("force-unlock", &example.infra(&["force-unlock", &id]), 0);
-    drop(held);
-    // In CI form: one JSON event per line, the version first and the summary last.
-    let json_apply = example.infra(&["apply", "--auto-approve", "--json"]);
-    assert_code("apply --json", &json_apply, 0);
-    let events: Vec<serde_json::Value> = text(&json_apply.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
-    assert_eq!(
-        events.first().map(|e| e["type"].clone()),
-        Some(serde_json::json!("version"))
-    );
-    assert!(events.iter().any(|e| e["type"] == "planned_changes"));
-    assert!(
-        events
-            .iter()
-            .any(|e| e["type"] == "apply_complete" && e["host"] == "web1"),
-        "{events:?}"
-    );
-    let last = events.last().expect("events");
-    assert_eq!(last["type"], "summary");
-    assert_eq!(last["changed"], 1);
 
-    // A template that renders an invalid haproxy.cfg: lb1 rejects it, nothing is reloaded,
-    // the old config keeps serving on both load balancers, no half-written file remains.
-    let bad = example.path().join("bad-templates");
+    // A and B apply at the same moment: exactly one proceeds; the other waits for the lock,
+    // then reports who holds it. The winner holds the locks while it waits for `yes`.
+    let first = Prompted::start(&a, &["apply", "--lock-timeout", "4s"]);
+    let second = Prompted::start(&b, &["apply", "--lock-timeout", "4s"]);
+    wait_for("one run to ask for confirmation", 60, || {
+        first.text().contains("Enter a value") || second.text().contains("Enter a value")
+    });
+    let (winner, loser) = if first.text().contains("Enter a value") {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    let (code, loser_text) = loser.finish();
+    assert_eq!(code, Some(1), "{loser_text}");
+    assert!(
+        loser_text.contains("is locked by")
+            && loser_text.contains("for `apply` of topology `scale-test`"),
+        "{loser_text}"
+    );
+    let mut winner = winner;
+    winner.answer("yes\n");
+    let (code, winner_text) = winner.finish();
+    assert_eq!(code, Some(0), "{winner_text}");
+    assert!(winner_text.contains("Apply complete!"), "{winner_text}");
+
+    // A config its checker rejects: lb1 refuses it, nothing reloads, both keep serving, no
+    // half-written file remains.
+    let bad = a.path().join("bad-templates");
     std::fs::create_dir(&bad).expect("dir");
     let template =
         std::fs::read_to_string(common::root().join("templates/haproxy.cfg")).expect("template");
@@ -328,117 +499,204 @@ fn the_example_is_planned_applied_kept_safe_and_destroyed_on_real_hosts() {
     )
     .expect("write");
     common::edit(
-        &example.file(),
+        &a.file(),
         "name: scale-test\n",
         "name: scale-test\ntemplates: bad-templates\n",
     );
     let sums_before = [
-        example.ssh_ok("lb1", "sha256sum /etc/haproxy/haproxy.cfg"),
-        example.ssh_ok("lb2", "sha256sum /etc/haproxy/haproxy.cfg"),
+        a.ssh_ok("lb1", "sha256sum /etc/haproxy/haproxy.cfg"),
+        a.ssh_ok("lb2", "sha256sum /etc/haproxy/haproxy.cfg"),
     ];
-    let invalid = example.infra(&["apply", "--auto-approve"]);
+    let invalid = a.infra(&["apply", "--auto-approve"]);
     assert_code("apply of an invalid haproxy.cfg", &invalid, 1);
     let err = text(&invalid.stderr);
     assert!(
-        err.contains("`/etc/haproxy/haproxy.cfg` on `lb1` was rejected by its check")
-            && err.contains("haproxy -c"),
+        err.contains("`/etc/haproxy/haproxy.cfg` on `lb1` was rejected by `haproxy -c`")
+            && err.contains("no_such_option"),
         "{}",
         show(&invalid)
     );
-    assert!(
-        err.contains("no_such_option"),
-        "the validator's message is shown: {err}"
-    );
     let sums_after = [
-        example.ssh_ok("lb1", "sha256sum /etc/haproxy/haproxy.cfg"),
-        example.ssh_ok("lb2", "sha256sum /etc/haproxy/haproxy.cfg"),
+        a.ssh_ok("lb1", "sha256sum /etc/haproxy/haproxy.cfg"),
+        a.ssh_ok("lb2", "sha256sum /etc/haproxy/haproxy.cfg"),
     ];
     assert_eq!(sums_before, sums_after, "a load balancer's config changed");
     for lb in ["lb1", "lb2"] {
         assert_eq!(
-            example
-                .ssh_ok(lb, "ls -a /etc/haproxy | grep -c infra- || true")
+            a.ssh_ok(lb, "ls -a /etc/haproxy | grep -c infra-new || true")
                 .trim(),
-            "0",
-            "a temporary file remains on {lb}"
+            "0"
         );
-        assert_eq!(
-            example.ssh_ok(lb, "systemctl is-active haproxy").trim(),
-            "active"
-        );
+        assert_eq!(a.ssh_ok(lb, "systemctl is-active haproxy").trim(), "active");
     }
     assert!(
         curl(&format!("https://{VIP}/")).is_some(),
         "the site still answers"
     );
-    common::edit(&example.file(), "templates: bad-templates\n", "");
+    common::edit(&a.file(), "templates: bad-templates\n", "");
     assert_code(
         "plan after the bad template is gone",
-        &example.infra(&["plan", "--detailed-exitcode"]),
+        &a.infra(&["plan", "--detailed-exitcode"]),
         0,
     );
 
-    // A host killed in the middle of an apply: reported, exit 3, the state lists what was done;
-    // once it is back, apply converges.
+    // A host killed in the middle of an apply: reported, exit 3, the others' records say
+    // what was done; once it is back, apply converges.
     common::edit(
-        &example.file(),
+        &a.file(),
         "firewall:\n  enabled: true\n",
         "firewall:\n  enabled: true\n  admin_sources: [10.231.8.0/24]\n",
     );
-    let mut child = common::infra_process()
-        .current_dir(example.path())
-        .args(["apply", "--auto-approve"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start apply");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut killed = false;
-    let mut transcript = String::new();
-    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        transcript.push_str(&line);
-        transcript.push('\n');
-        if !killed && (line.contains("app1: done") || line.contains("app2: done")) {
-            let status = Command::new("docker")
-                .args(["kill", "infra-scale-test-web2"])
-                .stdout(Stdio::null())
-                .status()
-                .expect("docker kill");
-            assert!(status.success());
-            killed = true;
-        }
-    }
-    let status = child.wait().expect("apply ends");
-    assert!(killed, "never saw the app tier finish:\n{transcript}");
-    assert_eq!(
-        status.code(),
-        Some(3),
-        "a partial apply exits 3:\n{transcript}"
-    );
+    // The run holds every host's lock while it asks for `yes`; web2 dies then, before its
+    // turn comes, whatever the machine's speed.
+    let mut run = Prompted::start(&a, &["apply"]);
+    wait_for("the apply to ask for confirmation", 60, || {
+        run.text().contains("Enter a value")
+    });
+    let status = Command::new("docker")
+        .args(["kill", "infra-scale-test-web2"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("docker kill");
+    assert!(status.success());
+    run.answer("yes\n");
+    let (code, transcript) = run.finish();
+    assert_eq!(code, Some(3), "a partial apply exits 3:\n{transcript}");
     assert!(transcript.contains("web2: FAILED"), "{transcript}");
-    let state: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(example.path().join(".infra/state.json")).expect("state"),
-    )
-    .expect("state JSON");
-    assert_eq!(state["hosts"]["db1"]["complete"], true, "{state}");
-    assert_eq!(state["hosts"]["app2"]["complete"], true, "{state}");
-    assert_code("lab up brings web2 back", &example.infra(&["lab", "up"]), 0);
+    assert!(transcript.contains("app1: done"), "{transcript}");
+    assert!(
+        a.ssh_ok("db1", "cat /var/lib/infra/record/scale-test")
+            .contains("serial\t")
+    );
+    // web2 went away holding this run's lock: the run says so, with the ID to force.
+    let warning = transcript
+        .lines()
+        .find(|l| l.contains("could not release the lock on `web2`"))
+        .unwrap_or_else(|| panic!("no warning about web2's lock:\n{transcript}"));
+    let id = warning
+        .rsplit("infra force-unlock ")
+        .next()
+        .map(|rest| rest.trim_end().trim_end_matches('`').to_owned())
+        .expect("the lock ID is named");
+    assert_code("lab up brings web2 back", &a.infra(&["lab", "up"]), 0);
+    let held = a.infra(&["apply", "--auto-approve"]);
+    assert_code("apply while web2 keeps the dead run's lock", &held, 1);
+    assert!(
+        text(&held.stderr).contains(&format!("lock ID {id}")),
+        "{}",
+        show(&held)
+    );
+    assert_code(
+        "force-unlock web2's lock",
+        &a.infra(&["force-unlock", &id]),
+        0,
+    );
     assert_code(
         "apply after the host is back",
-        &example.infra(&["apply", "--auto-approve"]),
+        &a.infra(&["apply", "--auto-approve"]),
         0,
     );
     assert_code(
         "plan after recovery",
-        &example.infra(&["plan", "--detailed-exitcode"]),
+        &a.infra(&["plan", "--detailed-exitcode"]),
         0,
     );
 
-    // Ctrl-C: the steps under way finish, the state is saved, the lock released, exit 130;
-    // the next apply converges.
-    common::edit(&example.file(), "  admin_sources: [10.231.8.0/24]\n", "");
+    // A bastion: web1 reached through lb1 with the key the topology names, with no agent and
+    // no key of the user's: the key must be offered to the jump host too.
+    let keys = a.path().join("keys");
+    std::fs::create_dir(&keys).expect("keys folder");
+    std::fs::copy(
+        a.path().join(".infra/lab/scale-test/id_ed25519"),
+        keys.join("deploy"),
+    )
+    .expect("copy the key");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(keys.join("deploy"), std::fs::Permissions::from_mode(0o600))
+            .expect("key mode");
+    }
+    let plain = std::fs::read_to_string(a.file()).expect("topology");
+    common::edit(
+        &a.file(),
+        "  web1: { address: 10.231.8.21 }\n",
+        "  web1: { address: 10.231.8.21, ssh: { jump: root@10.231.8.11, identity_file: keys/deploy } }\n",
+    );
+    let empty_home = tempfile::tempdir().expect("home");
+    let jumped = common::infra()
+        .current_dir(a.path())
+        .env_remove("SSH_AUTH_SOCK")
+        .env("HOME", empty_home.path())
+        .args(["plan", "--detailed-exitcode", "--target", "web1"])
+        .output()
+        .expect("run infra");
+    assert_code("plan of web1 through lb1", &jumped, 0);
+    std::fs::write(a.file(), plain).expect("restore the topology");
+
+    // A run killed with SIGKILL mid-apply leaves its locks behind; the other runner sees that
+    // their holder is dead, forces them away by ID, and converges.
+    common::edit(&a.file(), "  admin_sources: [10.231.8.0/24]\n", "");
     let mut child = common::infra_process()
-        .current_dir(example.path())
+        .current_dir(a.path())
+        .args(["apply", "--auto-approve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start apply");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut transcript = String::new();
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        transcript.push_str(&line);
+        transcript.push('\n');
+        if line.contains("db1: done") {
+            child.kill().expect("SIGKILL");
+            break;
+        }
+    }
+    let _ = child.wait();
+    assert!(transcript.contains("db1: done"), "{transcript}");
+    assert!(
+        !locked_hosts(&a).is_empty(),
+        "a killed run leaves its locks"
+    );
+    let blocked = b.infra(&["apply", "--auto-approve"]);
+    assert_code("apply while a dead run holds the lock", &blocked, 1);
+    let err = text(&blocked.stderr);
+    assert!(
+        err.contains("its holder is dead") && err.contains("infra force-unlock"),
+        "{}",
+        show(&blocked)
+    );
+    let id = err
+        .split("lock ID ")
+        .nth(1)
+        .and_then(|rest| rest.get(..16))
+        .expect("the lock ID is named")
+        .to_owned();
+    let plan_out = b.infra(&["plan", "--out", "locked.plan"]);
+    assert_code("plan --out refuses while hosts are locked", &plan_out, 1);
+    assert_code(
+        "force-unlock from the other runner",
+        &b.infra(&["force-unlock", &id]),
+        0,
+    );
+    assert!(locked_hosts(&a).is_empty());
+    assert_code("B converges", &b.infra(&["apply", "--auto-approve"]), 0);
+    assert_code(
+        "plan after the dead run",
+        &a.infra(&["plan", "--detailed-exitcode"]),
+        0,
+    );
+
+    // Ctrl-C: the steps under way finish, the locks on the hosts are given back, exit 130;
+    // the next apply converges.
+    common::edit(
+        &a.file(),
+        "  app_path: /api/\n",
+        "  app_path: /api/\n  status_port: 8081\n",
+    );
+    let mut child = common::infra_process()
+        .current_dir(a.path())
         .args(["apply", "--auto-approve"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -450,7 +708,7 @@ fn the_example_is_planned_applied_kept_safe_and_destroyed_on_real_hosts() {
     for line in BufReader::new(stdout).lines().map_while(Result::ok) {
         transcript.push_str(&line);
         transcript.push('\n');
-        if !interrupted && line.contains("db1: done") {
+        if !interrupted && line.contains("web1: web") {
             let status = Command::new("kill")
                 .args(["-INT", &child.id().to_string()])
                 .status()
@@ -460,30 +718,41 @@ fn the_example_is_planned_applied_kept_safe_and_destroyed_on_real_hosts() {
         }
     }
     let status = child.wait().expect("apply ends");
-    assert!(interrupted, "never saw db1 finish:\n{transcript}");
+    assert!(interrupted, "never saw web1 start:\n{transcript}");
     assert_eq!(status.code(), Some(130), "Ctrl-C exits 130:\n{transcript}");
     assert!(
-        !example.path().join(".infra/state.lock").exists(),
-        "the lock was not released"
+        !transcript.contains("lb1: load balancers"),
+        "a task started after Ctrl-C:\n{transcript}"
     );
-    let state: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(example.path().join(".infra/state.json")).expect("state"),
-    )
-    .expect("state JSON");
-    assert_eq!(state["hosts"]["db1"]["complete"], true, "{state}");
+    assert!(locked_hosts(&a).is_empty(), "Ctrl-C gave the locks back");
     assert_code(
         "apply after Ctrl-C",
-        &example.infra(&["apply", "--auto-approve"]),
+        &a.infra(&["apply", "--auto-approve"]),
         0,
+    );
+    common::edit(
+        &b.file(),
+        "  app_path: /api/\n",
+        "  app_path: /api/\n  status_port: 8081\n",
     );
     assert_code(
         "plan after Ctrl-C recovery",
-        &example.infra(&["plan", "--detailed-exitcode"]),
+        &b.infra(&["plan", "--detailed-exitcode"]),
         0,
     );
 
-    // What destroy would do, shown without doing it.
-    let destroy_plan = example.infra(&["plan", "--destroy", "--detailed-exitcode"]);
+    // `state rm`: the record forgets a resource (nothing on the host changes), so destroy
+    // leaves it.
+    assert_code(
+        "state rm",
+        &b.infra(&["state", "rm", "db1", "directory[\"/etc/infra\"]"]),
+        0,
+    );
+    let db1 = text(&b.infra(&["state", "show", "db1"]).stdout);
+    assert!(!db1.contains("+directory  /etc/infra"), "{db1}");
+
+    // What destroy would do, shown without doing it, from the other runner.
+    let destroy_plan = b.infra(&["plan", "--destroy", "--detailed-exitcode"]);
     assert_code("plan --destroy", &destroy_plan, 2);
     let out = text(&destroy_plan.stdout);
     assert!(
@@ -492,8 +761,42 @@ fn the_example_is_planned_applied_kept_safe_and_destroyed_on_real_hosts() {
     );
     assert!(out.contains("0 to add, 0 to change,"), "{out}");
 
-    // Destroy returns every host to what it was (packages and /etc), and a second does nothing.
-    let destroy = example.infra(&["destroy", "--auto-approve"]);
+    // Ctrl-C while destroy asks for confirmation: nothing is done, the locks it held while
+    // asking are given back, and no SSH connection is left behind.
+    let connections = || {
+        let listed = Command::new("pgrep")
+            .args(["-f", "infra-ssh"])
+            .output()
+            .expect("pgrep");
+        text(&listed.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    // (A run killed earlier may have left masters that end on their own: only new ones count.)
+    let before_prompt = connections();
+    let mut asking = Prompted::start(&b, &["destroy"]);
+    wait_for("destroy to ask for confirmation", 60, || {
+        asking.text().contains("Enter a value")
+    });
+    assert!(
+        !locked_hosts(&a).is_empty(),
+        "destroy holds the locks while it asks"
+    );
+    asking.answer("\x03");
+    let (code, asked) = asking.finish();
+    assert_eq!(code, Some(130), "{asked}");
+    assert!(asked.contains("nothing was done"), "{asked}");
+    assert!(
+        locked_hosts(&a).is_empty(),
+        "Ctrl-C at the prompt gave the locks back"
+    );
+    let left: Vec<String> = connections().difference(&before_prompt).cloned().collect();
+    assert!(left.is_empty(), "SSH connections left running: {left:?}");
+
+    // Destroy from B: every host's packages and /etc as before the first apply; a second
+    // destroy does nothing.
+    let destroy = b.infra(&["destroy", "--auto-approve"]);
     assert_code("destroy", &destroy, 0);
     assert!(
         text(&destroy.stdout).contains("Destroy complete!"),
@@ -501,40 +804,26 @@ fn the_example_is_planned_applied_kept_safe_and_destroyed_on_real_hosts() {
         show(&destroy)
     );
     for (host, before) in HOSTS.iter().zip(&before) {
-        let after = example.snapshot(host);
+        let after = a.snapshot(host);
         assert!(
             before == &after,
             "{host} differs after destroy:\n{}",
             diff(before, &after)
         );
     }
-    let again = example.infra(&["destroy", "--auto-approve"]);
+    assert!(
+        a.ssh_ok("db1", "[ -d /etc/infra ] && echo kept")
+            .contains("kept"),
+        "a forgotten folder stays"
+    );
+    let again = a.infra(&["destroy", "--auto-approve"]);
     assert_code("second destroy", &again, 0);
     assert!(
         text(&again.stdout).contains("No changes."),
         "{}",
         show(&again)
     );
-    assert_code("lab down", &example.infra(&["lab", "down"]), 0);
-}
-
-/// Lets another copy of the topology use the same lab (same key, known_hosts, config).
-fn copy_lab_files(from: &LabExample, to: &LabExample) {
-    let source = from.path().join(".infra/lab/scale-test");
-    let target = to.path().join(".infra/lab/scale-test");
-    std::fs::create_dir_all(&target).expect("dir");
-    for name in ["id_ed25519", "id_ed25519.pub", "known_hosts"] {
-        std::fs::copy(source.join(name), target.join(name)).expect("copy lab file");
-    }
-    let config = std::fs::read_to_string(source.join("ssh_config")).expect("ssh_config");
-    let config = config.replace(&source.display().to_string(), &target.display().to_string());
-    std::fs::write(target.join("ssh_config"), config).expect("write ssh_config");
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(
-        target.join("id_ed25519"),
-        std::fs::Permissions::from_mode(0o600),
-    )
-    .expect("mode");
+    assert_code("lab down", &a.infra(&["lab", "down"]), 0);
 }
 
 fn diff(before: &str, after: &str) -> String {

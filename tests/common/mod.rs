@@ -18,14 +18,27 @@ pub fn example() -> PathBuf {
     root().join("examples/scale-up/infra.yaml")
 }
 
-/// Secrets the example and the corpus refer to.
-pub const SECRETS: [(&str, &str); 6] = [
-    ("INFRA_STATS_PASSWORD", "stats-Secret-1"),
-    ("INFRA_DB_APP_PASSWORD", "app-Secret-2"),
-    ("INFRA_DB_REPL_PASSWORD", "repl-Secret-3"),
-    ("INFRA_VRRP_PASSWORD", "vrrp4567"),
+/// Secrets the example and the corpus refer to. The example's four sit at the edge of what
+/// their formats take: every printable character but the ones `infra` refuses for that format
+/// (see `SecretFormat` in infra-topology), so the lab tests show the real HAProxy, keepalived,
+/// systemd and MariaDB reading them exactly as written.
+pub const SECRETS: [(&str, &str); 9] = [
+    // haproxy.cfg: no `#`, quotes or `\`.
+    ("INFRA_STATS_PASSWORD", "st!$%&()*+,-./:;<=>?@[]^_`{|}~9"),
+    // SQL and the app's systemd environment file: no `"` or `\`.
+    ("INFRA_DB_APP_PASSWORD", "ap!#$%&'()*+,-./:;<=>?@[]^_`{|}~2"),
+    // SQL only: anything printable.
+    (
+        "INFRA_DB_REPL_PASSWORD",
+        "re\"\\'!#$%&()*+,-./:;<=>?@[]^_`{|}~3",
+    ),
+    // keepalived.conf: exactly 8, no `!`, `#`, `{`, `}` or `"`.
+    ("INFRA_VRRP_PASSWORD", "v$%&'`|\\"),
     ("CORPUS_PASSWORD", "corpus-Secret-5"),
     ("CORPUS_HOSTILE", "a b'$(id)"),
+    ("CORPUS_BANG", "ab!cdefg"),
+    ("CORPUS_SHORT", "abc"),
+    ("CORPUS_HASH", "abc#defgh"),
 ];
 
 /// `infra` with the test secrets in its environment, no colour, and nothing else inherited
@@ -77,7 +90,12 @@ pub fn edit(path: &Path, old: &str, new: &str) {
 
 /// `infra` as a plain `std::process::Command` (for streaming its output), same environment.
 pub fn infra_process() -> std::process::Command {
-    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin!("infra"));
+    infra_process_named(assert_cmd::cargo::cargo_bin!("infra"))
+}
+
+/// `program` with the environment `infra` gets in tests (to run `infra` under a wrapper).
+pub fn infra_process_named(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let mut command = std::process::Command::new(program);
     command.env("NO_COLOR", "1");
     for (name, value) in SECRETS {
         command.env(name, value);
@@ -115,6 +133,32 @@ impl LabExample {
             name: name.to_owned(),
             octet,
         }
+    }
+
+    /// A second clone of the same topology in a folder of its own (another CI runner): no
+    /// `.infra/` of the first, only the lab's key and known_hosts, as a runner gets them from
+    /// its secret store.
+    pub fn clone_of(other: &LabExample) -> LabExample {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        copy_dir(other.path(), dir.path());
+        let clone = LabExample {
+            dir,
+            name: other.name.clone(),
+            octet: other.octet,
+        };
+        let from = other.path().join(".infra/lab").join(&other.name);
+        let to = clone.path().join(".infra/lab").join(&clone.name);
+        std::fs::create_dir_all(&to).expect("lab folder");
+        for name in ["id_ed25519", "known_hosts"] {
+            std::fs::copy(from.join(name), to.join(name)).expect("copy a lab file");
+        }
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(
+            to.join("id_ed25519"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("key mode");
+        clone
     }
 
     /// The folder holding the topology.

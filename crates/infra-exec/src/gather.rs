@@ -1,179 +1,131 @@
-//! Fact gathering: one connection and one script run per host, hosts in parallel.
+//! Fact gathering: one connection and one round trip per host, hosts in parallel.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use infra_plan::facts::{self, HostFacts};
+use infra_plan::facts::{GatherRequest, HostFacts};
 use infra_plan::plan::Unreachable;
-use infra_plan::{DesiredState, HostState};
-use infra_topology::Topology;
-use tokio::sync::Semaphore;
+use infra_topology::{Host, HostName};
 
-use crate::ssh::{ConnectOptions, Connection, TransportError};
+use crate::hosts::{HostRequest, for_each_host};
+use crate::transport::{Connector, HostError, Transport};
 
-/// Why one host's facts could not be had.
-#[derive(Debug, thiserror::Error)]
-pub enum GatherError {
-    /// Connecting or running the script failed.
-    #[error(transparent)]
-    Transport(#[from] TransportError),
-    /// The script failed on the host.
-    #[error("the fact script failed on `{host}` (exit {code:?}): {stderr}")]
-    Script {
-        /// The host.
-        host: String,
-        /// Its exit code.
-        code: Option<i32>,
-        /// What it printed on stderr.
-        stderr: String,
-    },
-    /// Its output could not be read.
-    #[error("cannot read the facts of `{host}`")]
-    Parse {
-        /// The host.
-        host: String,
-        /// The cause.
-        #[source]
-        source: facts::FactsError,
-    },
-}
-
-impl GatherError {
-    /// What the user should do, when known.
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            GatherError::Transport(error) => error.hint(),
-            _ => None,
-        }
-    }
-}
-
-/// Facts of every reachable host, and the errors of the others.
+/// Facts of every host that answered, the errors of the others, and the open connections.
+#[derive(Default)]
 pub struct Gathered {
-    /// Facts by host, in the desired state's order.
-    pub facts: Vec<(String, HostFacts)>,
+    /// Facts by host, in the order asked.
+    pub facts: Vec<(HostName, HostFacts)>,
     /// Hosts that could not be gathered, with why.
-    pub failed: Vec<(String, GatherError)>,
-    /// The open connections, for apply to reuse (plan closes them).
-    pub connections: Vec<Connection>,
+    pub failed: Vec<(HostName, HostError)>,
+    /// The open connections (for the run that follows; closed by [`close_all`]).
+    pub transports: BTreeMap<HostName, Arc<dyn Transport>>,
 }
 
 impl Gathered {
-    /// The failures in the plan's form.
+    /// The failures in the plan's form: the error and what to do about it.
     pub fn unreachable(&self) -> Vec<Unreachable> {
         self.failed
             .iter()
-            .map(|(host, error)| {
-                let mut text = error.to_string();
-                let mut source = std::error::Error::source(error);
-                while let Some(cause) = source {
-                    text.push_str(": ");
-                    text.push_str(&cause.to_string());
-                    source = cause.source();
-                }
-                if let Some(hint) = error.hint() {
-                    text.push_str(&format!(" (hint: {hint})"));
-                }
-                Unreachable {
-                    host: host.clone(),
-                    error: text,
-                }
+            .map(|(host, error)| Unreachable {
+                host: host.clone(),
+                error: match error.hint() {
+                    Some(hint) => format!("{error} (hint: {hint})"),
+                    None => error.to_string(),
+                },
             })
             .collect()
     }
 
-    /// SSH round trips (remote commands) made so far over the open connections.
+    /// Remote commands run so far over the open connections.
     pub fn round_trips(&self) -> usize {
-        self.connections.iter().map(Connection::round_trips).sum()
+        self.transports.values().map(|t| t.round_trips()).sum()
     }
 
-    /// Closes every connection, all at once.
-    pub async fn close(self) {
-        close_all(self.connections).await;
+    /// The facts by host.
+    pub fn facts_by_host(&self) -> BTreeMap<HostName, HostFacts> {
+        self.facts.iter().cloned().collect()
     }
 }
 
-/// Closes connections concurrently (each close waits for its master to exit).
-pub async fn close_all(connections: impl IntoIterator<Item = Connection>) {
+/// Connects to each of `hosts` and gathers what `requests` asks of it, `parallelism` hosts at
+/// a time. A host that fails does not stop the others.
+pub async fn gather(
+    connector: Arc<dyn Connector>,
+    hosts: Vec<(Host, GatherRequest)>,
+    parallelism: usize,
+) -> Gathered {
+    let items: Vec<(HostName, (Host, GatherRequest))> = hosts
+        .into_iter()
+        .map(|(host, request)| (host.name.clone(), (host, request)))
+        .collect();
+    let results = for_each_host(items, parallelism, |_, (host, request)| {
+        let connector = Arc::clone(&connector);
+        async move {
+            let transport = connector.connect(&host).await?;
+            match transport.gather(&request).await {
+                Ok(facts) => Ok((facts, transport)),
+                Err(error) => {
+                    transport.close().await;
+                    Err(error)
+                }
+            }
+        }
+    })
+    .await;
+    let mut gathered = Gathered::default();
+    for (host, result) in results {
+        match result {
+            Ok((facts, transport)) => {
+                gathered.facts.push((host.clone(), facts));
+                gathered.transports.insert(host, transport);
+            }
+            Err(error) => gathered.failed.push((host, error)),
+        }
+    }
+    gathered
+}
+
+/// Closes connections, all at once.
+pub async fn close_all(transports: impl IntoIterator<Item = Arc<dyn Transport>>) {
     let mut tasks = tokio::task::JoinSet::new();
-    for connection in connections {
-        tasks.spawn(connection.close());
+    for transport in transports {
+        tasks.spawn(async move { transport.close().await });
     }
     while tasks.join_next().await.is_some() {}
 }
 
-/// Gathers the facts of the hosts of `desired` named in `selected`, at most `parallelism` at
-/// a time. A host that fails does not stop the others.
-pub async fn gather(
-    topology: &Topology,
-    desired: &DesiredState,
-    selected: &[String],
-    options: &ConnectOptions,
+/// Gathers again over the connections already open (after another run changed the hosts).
+pub async fn refresh(
+    gathered: Gathered,
+    requests: Vec<(HostName, GatherRequest)>,
     parallelism: usize,
 ) -> Gathered {
-    let limit = Arc::new(Semaphore::new(parallelism.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for state in desired
-        .hosts
-        .iter()
-        .filter(|h| selected.iter().any(|s| s == h.name.as_str()))
-    {
-        let Some(host) = topology.host(&state.name).cloned() else {
-            continue;
-        };
-        let state: HostState = state.clone();
-        let options = options.clone();
-        let limit = Arc::clone(&limit);
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            let name = host.name.to_string();
-            let result = gather_one(&host, &state, &options).await;
-            (name, result)
-        });
-    }
-    let mut gathered = Gathered {
-        facts: Vec::new(),
-        failed: Vec::new(),
-        connections: Vec::new(),
-    };
-    while let Some(joined) = tasks.join_next().await {
-        let Ok((name, result)) = joined else {
-            continue;
-        };
+    let Gathered {
+        facts: _,
+        mut failed,
+        transports,
+    } = gathered;
+    let items: Vec<HostRequest<GatherRequest>> = requests
+        .into_iter()
+        .filter_map(|(host, request)| {
+            let transport = Arc::clone(transports.get(&host)?);
+            Some((host, (transport, request)))
+        })
+        .collect();
+    let results = for_each_host(items, parallelism, |_, (transport, request)| async move {
+        transport.gather(&request).await
+    })
+    .await;
+    let mut facts = Vec::new();
+    for (host, result) in results {
         match result {
-            Ok((facts, connection)) => {
-                gathered.facts.push((name, facts));
-                gathered.connections.push(connection);
-            }
-            Err(error) => gathered.failed.push((name, error)),
+            Ok(host_facts) => facts.push((host, host_facts)),
+            Err(error) => failed.push((host, error)),
         }
     }
-    let order = |name: &str| desired.hosts.iter().position(|h| h.name.as_str() == name);
-    gathered.facts.sort_by_key(|(name, _)| order(name));
-    gathered.failed.sort_by_key(|(name, _)| order(name));
-    gathered
-}
-
-async fn gather_one(
-    host: &infra_topology::Host,
-    state: &HostState,
-    options: &ConnectOptions,
-) -> Result<(HostFacts, Connection), GatherError> {
-    let connection = Connection::open(host, options).await?;
-    let output = connection.run_script(&facts::gather_script(state)).await?;
-    let name = host.name.to_string();
-    if output.code != Some(0) {
-        connection.close().await;
-        return Err(GatherError::Script {
-            host: name,
-            code: output.code,
-            stderr: crate::process::tail(&output.stderr, 4),
-        });
-    }
-    match facts::parse(&output.stdout) {
-        Ok(facts) => Ok((facts, connection)),
-        Err(source) => {
-            connection.close().await;
-            Err(GatherError::Parse { host: name, source })
-        }
+    Gathered {
+        facts,
+        failed,
+        transports,
     }
 }

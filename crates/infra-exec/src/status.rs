@@ -42,7 +42,7 @@ vip() { if ip -4 addr show | grep -q " $1/"; then printf 'check\tvip\tok\tholds 
 pub fn script(topology: &Topology, state: &HostState) -> String {
     let mut script = String::from(FUNCTIONS);
     for service in &state.services {
-        script.push_str(&format!("service {}\n", quote(&service.unit)));
+        script.push_str(&format!("service {}\n", quote(service.unit.as_str())));
     }
     for tier in &state.tiers {
         match tier {

@@ -51,7 +51,7 @@ pub fn for_host(topology: &Topology, host: &Host, secrets: Secrets) -> Value {
             "interface": lb.interface,
             "virtual_router_id": lb.virtual_router_id,
             "vrrp_password": lb.vrrp_password.as_ref().map(|p| secrets.show(p)),
-            "preempt": lb.preempt,
+            "preempt": lb.preempt == infra_topology::Preempt::TakeBack,
             "algorithm": lb.algorithm.keyword(),
             "health": {
                 "path": lb.health_check.path,
@@ -136,7 +136,8 @@ pub fn for_host(topology: &Topology, host: &Host, secrets: Secrets) -> Value {
             "app_password": secrets.show(&db.app_user.password),
         })
     });
-    let rules = if topology.firewall.enabled {
+    let managed = topology.firewall.mode == infra_topology::FirewallMode::Managed;
+    let rules = if managed {
         firewall::rules_for(topology, host)
     } else {
         Vec::new()
@@ -153,6 +154,6 @@ pub fn for_host(topology: &Topology, host: &Host, secrets: Secrets) -> Value {
         "app": app,
         "db": db,
         "lb_health_path": topology.load_balancer.as_ref().map_or("/healthz".to_owned(), |lb| lb.health_check.path.clone()),
-        "firewall": { "enabled": topology.firewall.enabled, "rules": rules },
+        "firewall": { "enabled": managed, "rules": rules },
     })
 }

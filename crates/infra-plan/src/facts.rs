@@ -1,36 +1,94 @@
-//! What a host is like now: the facts `plan` compares the desired state with.
-//!
-//! Facts come from one script per host ([`gather_script`]), run in a single SSH round trip.
-//! The script prints one record per line (fields separated by tabs, file contents in base64),
-//! which [`parse`] turns into [`HostFacts`]. Both are pure, so they are tested without hosts.
+//! What a host is like now: the facts a plan compares the desired state with, gathered in one
+//! round trip per host. This module holds their shape and what to ask for; how they are asked
+//! for (a shell script over SSH, or a fake host in tests) is `infra-exec`'s business.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
-use base64::Engine as _;
+use infra_topology::{Name, PackageName, RemotePath, SqlAccount, SqlName, UnitName};
 use serde::{Deserialize, Serialize};
 
-use crate::desired::HostState;
-use crate::paths;
-use crate::shell::quote;
+use crate::desired::{HostState, Sensitivity};
+use crate::hash::Sha256;
+use crate::lock::LockFact;
+use crate::record::HostRecord;
 
-/// Everything `plan` needs to know about one host.
+/// Everything a plan needs to know about one host.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostFacts {
     /// `ID VERSION_ID` from /etc/os-release, e.g. `debian 12`.
     pub os: Option<String>,
-    /// Managed packages and their installed version (`None`: not installed).
-    pub packages: BTreeMap<String, Option<String>>,
-    /// Managed files.
-    pub files: BTreeMap<String, FileFact>,
-    /// Managed directories.
-    pub directories: BTreeMap<String, Option<Ownership>>,
-    /// Managed services.
-    pub services: BTreeMap<String, ServiceFact>,
-    /// The firewall table.
+    /// Packages asked about (and those `infra`'s record names).
+    pub packages: BTreeMap<PackageName, PackageFact>,
+    /// Folders asked about.
+    pub directories: BTreeMap<RemotePath, DirectoryFact>,
+    /// Files asked about.
+    pub files: BTreeMap<RemotePath, FileFact>,
+    /// Services asked about.
+    pub services: BTreeMap<UnitName, ServiceFact>,
+    /// `infra`'s nftables table.
     pub firewall: FirewallFact,
-    /// Database objects, on database hosts where MariaDB runs.
+    /// Database objects, on hosts where MariaDB runs and was asked about.
     pub database: Option<DatabaseFacts>,
+    /// What `infra` created on the host, if it ever did.
+    pub record: Option<HostRecord>,
+    /// Who holds the host's lock, if anyone.
+    pub lock: Option<LockFact>,
+    /// The edge certificate files asked about, as they are (the key included: it is read to
+    /// be reused, never shown).
+    pub certificate_files: BTreeMap<RemotePath, KeyMaterial>,
+}
+
+/// Bytes that hold a private key: never shown, never stored. Its `Debug` hides them, and its
+/// JSON form (used only inside fingerprints) is their SHA-256.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct KeyMaterial(pub Vec<u8>);
+
+impl std::fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyMaterial((sensitive value))")
+    }
+}
+
+impl Serialize for KeyMaterial {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(Sha256::of(&self.0).as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyMaterial {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Only its hash was written: the bytes are not read back.
+        let _ = String::deserialize(deserializer)?;
+        Ok(KeyMaterial::default())
+    }
+}
+
+impl HostFacts {
+    /// What the host is, without what it sent to show (which depends on what it was asked:
+    /// two runners that render differently get different content back from the same host).
+    /// This is what a plan's facts fingerprint covers.
+    pub fn state_only(&self) -> HostFacts {
+        let mut facts = self.clone();
+        for fact in facts.files.values_mut() {
+            if let FileFact::File { shown, .. } = fact {
+                *shown = None;
+            }
+        }
+        facts
+    }
+}
+
+/// A package on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum PackageFact {
+    /// Installed, at this version.
+    Installed {
+        /// `dpkg`'s version string.
+        version: String,
+    },
+    /// Not installed (or only its configuration is left).
+    Absent,
 }
 
 /// Owner, group and mode of a path.
@@ -44,38 +102,105 @@ pub struct Ownership {
     pub mode: u32,
 }
 
-/// A managed file as it is on the host.
+/// A folder on the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum DirectoryFact {
+    /// Nothing there, or something that is not a folder.
+    Absent,
+    /// A folder.
+    Present(Ownership),
+}
+
+/// A file on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
 pub enum FileFact {
     /// Nothing at that path.
     Absent,
-    /// Something that is not a regular file (a directory, a link...).
+    /// Something that is not a regular file (a folder, a link...).
     Other,
     /// A regular file.
     File {
         /// Owner, group, mode.
         ownership: Ownership,
-        /// SHA-256 of its content, hex.
-        sha256: String,
-        /// Its content, sent only when it differs from the desired content.
-        #[serde(skip)]
-        content: Option<Vec<u8>>,
+        /// SHA-256 of its content.
+        sha256: Sha256,
+        /// What of its content may be shown, sent only when it differs from the wanted one.
+        shown: Option<Shown>,
     },
 }
 
-/// A service's state.
+/// The part of a file's current content that a host sends back for a diff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "text", rename_all = "snake_case")]
+pub enum Shown {
+    /// The content itself: the file holds no secret now and held none when `infra` wrote it.
+    Content(Vec<u8>),
+    /// The redacted copy `infra` kept when it wrote this (sensitive) file, still matching it.
+    Redacted(String),
+}
+
+/// What a host sends back of a file's content, by one rule for every gatherer: the content
+/// of a file that is or was sensitive never leaves the host; only the redacted copy `infra`
+/// wrote beside it, and only while the file is still what `infra` wrote.
+pub fn shown_rule(
+    wanted: Option<&FileQuery>,
+    recorded: Option<&crate::record::RecordedFile>,
+    current: &Sha256,
+) -> ShownRule {
+    let wanted_sha = wanted.and_then(|q| q.wanted.as_ref());
+    if wanted_sha.is_none_or(|w| w == current) {
+        return ShownRule::Nothing;
+    }
+    let sensitive_now = wanted.is_some_and(|q| q.sensitivity == Sensitivity::Sensitive);
+    let sensitive_before = recorded.is_some_and(|r| r.sensitivity == Sensitivity::Sensitive);
+    if sensitive_now || sensitive_before {
+        if recorded.is_some_and(|r| &r.sha256 == current && r.sensitivity == Sensitivity::Sensitive)
+        {
+            ShownRule::RedactedCopy
+        } else {
+            ShownRule::Nothing
+        }
+    } else {
+        ShownRule::Content
+    }
+}
+
+/// What [`shown_rule`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShownRule {
+    /// Send nothing.
+    Nothing,
+    /// Send the content.
+    Content,
+    /// Send the redacted copy kept beside the record.
+    RedactedCopy,
+}
+
+/// A service's state, as systemd words it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceFact {
-    /// `systemctl is-enabled` (`enabled`, `disabled`, empty when the unit does not exist).
+    /// `UnitFileState` (`enabled`, `disabled`, empty when the unit does not exist).
     pub enabled: String,
-    /// `systemctl is-active` (`active`, `inactive`, `failed`...).
+    /// `ActiveState` (`active`, `inactive`, `failed`...).
     pub active: String,
 }
 
 impl ServiceFact {
-    /// Enabled and running.
-    pub fn is_up(&self) -> bool {
-        self.enabled == "enabled" && self.active == "active"
+    /// The unit file exists.
+    pub fn exists(&self) -> bool {
+        !self.enabled.is_empty() && self.enabled != "not-found"
+    }
+
+    /// Enabled at boot.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled == "enabled"
+    }
+
+    /// Running.
+    pub fn is_active(&self) -> bool {
+        self.active == "active"
     }
 }
 
@@ -85,17 +210,17 @@ pub struct FirewallFact {
     /// Whether `nft` is installed.
     pub nft_installed: bool,
     /// SHA-256 of `nft list table inet infra` now, when the table exists.
-    pub loaded_sha256: Option<String>,
-    /// The same hash recorded by the last apply, when there was one.
-    pub recorded_sha256: Option<String>,
-    /// SHA-256 of the rules file that apply loaded then.
-    pub recorded_file_sha256: Option<String>,
+    pub loaded: Option<Sha256>,
+    /// The same hash recorded by the last load, when there was one.
+    pub recorded: Option<Sha256>,
+    /// SHA-256 of the rules file that was loaded then.
+    pub recorded_file: Option<Sha256>,
 }
 
 impl FirewallFact {
     /// The table is loaded and nobody changed it since `infra` loaded it.
     pub fn is_current(&self) -> bool {
-        self.loaded_sha256.is_some() && self.loaded_sha256 == self.recorded_sha256
+        self.loaded.is_some() && self.loaded == self.recorded
     }
 }
 
@@ -104,14 +229,14 @@ impl FirewallFact {
 pub struct DatabaseFacts {
     /// Whether the server answered at all.
     pub reachable: bool,
-    /// Databases that exist, among the managed ones.
-    pub databases: Vec<String>,
-    /// Accounts `user@host` with their password hash (`authentication_string`).
-    pub users: BTreeMap<String, String>,
+    /// Databases that exist, among those asked about.
+    pub databases: Vec<SqlName>,
+    /// Accounts with their password hash (`authentication_string`).
+    pub users: BTreeMap<SqlAccount, String>,
     /// Accounts with all privileges on the managed database.
-    pub database_grants: Vec<String>,
+    pub database_grants: Vec<SqlAccount>,
     /// Accounts with the replication privilege.
-    pub replication_grants: Vec<String>,
+    pub replication_grants: Vec<SqlAccount>,
     /// `@@read_only`.
     pub read_only: Option<bool>,
     /// Replication, on a replica that has it configured.
@@ -135,305 +260,134 @@ pub struct ReplicationFact {
     pub using_gtid: String,
 }
 
-/// The script that gathers `state`'s facts on its host, in one run of `sh -s`.
-/// Every value in it is shell-quoted (and was validated when the topology was loaded).
-pub fn gather_script(state: &HostState) -> String {
-    let mut script = String::from(GATHER_FUNCTIONS);
-    let packages: Vec<String> = state.packages.iter().map(|p| quote(p)).collect();
-    if !packages.is_empty() {
-        let _ = writeln!(script, "packages {}", packages.join(" "));
-    }
-    for directory in &state.directories {
-        let _ = writeln!(script, "directory {}", quote(&directory.path));
-    }
-    for file in &state.files {
-        let _ = writeln!(script, "file {} {}", quote(&file.path), quote(&file.sha256));
-    }
-    for path in &state.absent_files {
-        let _ = writeln!(script, "file {} -", quote(path));
-    }
-    let units: Vec<String> = state.services.iter().map(|s| quote(&s.unit)).collect();
-    if !units.is_empty() {
-        let _ = writeln!(script, "services {}", units.join(" "));
-    }
-    let _ = writeln!(script, "firewall {}", quote(paths::FIREWALL_RECORD));
-    if let Some(database) = &state.database {
-        let mut users = Vec::new();
-        for account in &database.users {
-            users.push(quote(&account.name));
-        }
-        let _ = writeln!(
-            script,
-            "database {} {}",
-            quote(&database.database),
-            users.join(" ")
-        );
-    }
-    script
+/// What to ask a host about. The gatherer adds everything the host's own record names, so a
+/// plan also sees what `infra` made there earlier and no longer wants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatherRequest {
+    /// The topology (whose record to read).
+    pub topology: Name,
+    /// Packages.
+    pub packages: Vec<PackageName>,
+    /// Folders.
+    pub directories: Vec<RemotePath>,
+    /// Files, with the wanted content's hash.
+    pub files: Vec<FileQuery>,
+    /// Units.
+    pub units: Vec<UnitName>,
+    /// Database objects, on database hosts.
+    pub database: Option<DatabaseQuery>,
+    /// The edge certificate's files, to read back the certificate in use.
+    #[serde(default)]
+    pub certificate: Option<crate::desired::CertificateFiles>,
 }
 
-/// The shell functions the gather script calls; each prints records.
-const GATHER_FUNCTIONS: &str = r#"set -u
-export LC_ALL=C
-tab=$(printf '\t')
-. /etc/os-release 2>/dev/null && printf 'os\t%s %s\n' "${ID:-}" "${VERSION_ID:-}"
-packages() {
-  dpkg-query -W -f='${Package}\t${db:Status-Abbrev}\t${Version}\n' "$@" 2>/dev/null | while IFS="$tab" read -r p status version; do
-    case "$status" in
-      ii*) printf 'package\t%s\t%s\n' "$p" "$version" ;;
-      *) printf 'package\t%s\t-\n' "$p" ;;
-    esac
-  done
-}
-ownership() { stat --printf '%U\t%G\t%a' "$1"; }
-directory() {
-  if [ -d "$1" ] && [ ! -L "$1" ]; then printf 'directory\t%s\t%s\n' "$1" "$(ownership "$1")"
-  else printf 'directory\t%s\t-\n' "$1"; fi
-}
-file() {
-  if [ -f "$1" ] && [ ! -L "$1" ]; then
-    s=$(sha256sum < "$1") && s=${s%% *}
-    printf 'file\t%s\t%s\t%s\n' "$1" "$(ownership "$1")" "$s"
-    if [ "$2" != "-" ] && [ "$s" != "$2" ]; then
-      printf 'content\t%s\t' "$1"; base64 -w0 < "$1"; printf '\n'
-    fi
-  elif [ -e "$1" ] || [ -L "$1" ]; then printf 'file\t%s\tother\n' "$1"
-  else printf 'file\t%s\t-\n' "$1"; fi
-}
-services() {
-  systemctl show --property=Id,UnitFileState,ActiveState "$@" 2>/dev/null | awk -F= '
-    /^Id=/ { id = substr($0, 4) }
-    /^UnitFileState=/ { enabled = substr($0, 15) }
-    /^ActiveState=/ { active = substr($0, 13) }
-    /^$/ { if (id != "") printf "service\t%s\t%s\t%s\n", id, enabled, active; id = ""; enabled = ""; active = "" }
-    END { if (id != "") printf "service\t%s\t%s\t%s\n", id, enabled, active }'
-}
-firewall() {
-  if command -v nft >/dev/null 2>&1; then
-    if t=$(nft list table inet infra 2>/dev/null); then
-      s=$(printf '%s\n' "$t" | sha256sum) && printf 'firewall\tloaded\t%s\n' "${s%% *}"
-    else printf 'firewall\tnot-loaded\n'; fi
-  else printf 'firewall\tno-nft\n'; fi
-  if [ -f "$1" ]; then printf 'firewall\trecorded\t%s\n' "$(cat "$1")"; fi
-}
-database() {
-  db=$1; shift
-  if ! command -v mariadb >/dev/null 2>&1 || ! systemctl is-active --quiet mariadb.service; then
-    printf 'db\tdown\n'; return 0
-  fi
-  list=""
-  for u in "$@"; do list="$list${list:+,}'$u'"; done
-  q="SELECT 'db', 'up';
-SELECT 'db', 'database', SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '$db';
-SELECT 'db', 'user', CONCAT(User, '@', Host), authentication_string FROM mysql.user WHERE User IN ($list);
-SELECT 'db', 'grant', CONCAT(User, '@', Host) FROM mysql.db WHERE Db = '$db' AND Select_priv = 'Y' AND Insert_priv = 'Y' AND Update_priv = 'Y' AND Delete_priv = 'Y' AND Create_priv = 'Y' AND Drop_priv = 'Y' AND Alter_priv = 'Y' AND Index_priv = 'Y' AND User IN ($list);
-SELECT 'db', 'replication-grant', CONCAT(User, '@', Host) FROM mysql.user WHERE Repl_slave_priv = 'Y' AND User IN ($list);
-SELECT 'db', 'read-only', @@read_only;"
-  mariadb --batch --skip-column-names -e "$q" 2>/dev/null || { printf 'db\tdown\n'; return 0; }
-  mariadb --batch --vertical -e 'SHOW REPLICA STATUS' 2>/dev/null | awk -F': ' '
-    { key = $1; sub(/^ +/, "", key); value = substr($0, index($0, ": ") + 2) }
-    key ~ /^(Master_Host|Master_Port|Master_User|Slave_IO_Running|Slave_SQL_Running|Using_Gtid)$/ { printf "db\treplica\t%s\t%s\n", key, value }'
-}
-"#;
-
-/// Why the script's output could not be read.
-#[derive(Debug, thiserror::Error)]
-#[error("unreadable fact record on line {line}: {reason}")]
-pub struct FactsError {
-    /// 1-based line of the output.
-    pub line: usize,
-    /// What was wrong.
-    pub reason: String,
+/// A file to ask about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileQuery {
+    /// The path.
+    pub path: RemotePath,
+    /// The wanted content's hash (`None`: the file should not be there).
+    pub wanted: Option<Sha256>,
+    /// Whether the wanted content holds a secret.
+    pub sensitivity: Sensitivity,
 }
 
-fn ownership(owner: &str, group: &str, mode: &str, line: usize) -> Result<Ownership, FactsError> {
-    Ok(Ownership {
-        owner: owner.to_owned(),
-        group: group.to_owned(),
-        mode: u32::from_str_radix(mode, 8).map_err(|_| FactsError {
-            line,
-            reason: format!("mode `{mode}` is not octal"),
-        })?,
-    })
+/// Database objects to ask about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseQuery {
+    /// The app's database.
+    pub database: SqlName,
+    /// The account names.
+    pub users: Vec<SqlName>,
 }
 
-/// Reads the gather script's output.
-pub fn parse(output: &str) -> Result<HostFacts, FactsError> {
-    let mut facts = HostFacts::default();
-    let mut contents: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let mut replication = ReplicationFact::default();
-    let mut saw_replication = false;
-    for (index, line) in output.lines().enumerate() {
-        let number = index + 1;
-        let fields: Vec<&str> = line.split('\t').collect();
-        let bad = |reason: &str| FactsError {
-            line: number,
-            reason: reason.to_owned(),
-        };
-        match fields.as_slice() {
-            ["os", rest] => facts.os = Some((*rest).trim().to_owned()),
-            ["package", name, "-"] => {
-                facts.packages.insert((*name).to_owned(), None);
-            }
-            ["package", name, version] => {
-                facts
-                    .packages
-                    .insert((*name).to_owned(), Some((*version).to_owned()));
-            }
-            ["directory", path, "-"] => {
-                facts.directories.insert((*path).to_owned(), None);
-            }
-            ["directory", path, owner, group, mode] => {
-                facts.directories.insert(
-                    (*path).to_owned(),
-                    Some(ownership(owner, group, mode, number)?),
-                );
-            }
-            ["file", path, "-"] => {
-                facts.files.insert((*path).to_owned(), FileFact::Absent);
-            }
-            ["file", path, "other"] => {
-                facts.files.insert((*path).to_owned(), FileFact::Other);
-            }
-            ["file", path, owner, group, mode, sha256] => {
-                facts.files.insert(
-                    (*path).to_owned(),
-                    FileFact::File {
-                        ownership: ownership(owner, group, mode, number)?,
-                        sha256: (*sha256).to_owned(),
-                        content: None,
-                    },
-                );
-            }
-            ["content", path, data] => {
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(data.trim())
-                    .map_err(|_| bad("content is not base64"))?;
-                contents.insert((*path).to_owned(), bytes);
-            }
-            ["content", path] => {
-                contents.insert((*path).to_owned(), Vec::new());
-            }
-            ["service", unit, enabled, active] => {
-                facts.services.insert(
-                    (*unit).to_owned(),
-                    ServiceFact {
-                        enabled: (*enabled).to_owned(),
-                        active: (*active).to_owned(),
-                    },
-                );
-            }
-            ["firewall", "loaded", sha] => {
-                facts.firewall.nft_installed = true;
-                facts.firewall.loaded_sha256 = Some((*sha).to_owned());
-            }
-            ["firewall", "not-loaded"] => facts.firewall.nft_installed = true,
-            ["firewall", "no-nft"] => facts.firewall.nft_installed = false,
-            ["firewall", "recorded", record] => {
-                let mut parts = record.split_whitespace();
-                facts.firewall.recorded_sha256 = parts.next().map(str::to_owned);
-                facts.firewall.recorded_file_sha256 = parts.next().map(str::to_owned);
-            }
-            ["db", "down"] => facts.database = Some(DatabaseFacts::default()),
-            ["db", rest @ ..] => {
-                let database = facts.database.get_or_insert_with(DatabaseFacts::default);
-                match rest {
-                    ["up"] => database.reachable = true,
-                    ["database", name] => database.databases.push((*name).to_owned()),
-                    ["user", account, hash] => {
-                        database
-                            .users
-                            .insert((*account).to_owned(), (*hash).to_owned());
-                    }
-                    ["grant", account] => database.database_grants.push((*account).to_owned()),
-                    ["replication-grant", account] => {
-                        database.replication_grants.push((*account).to_owned())
-                    }
-                    ["read-only", value] => database.read_only = Some(*value == "1"),
-                    ["replica", key, value] => {
-                        saw_replication = true;
-                        let value = (*value).to_owned();
-                        match *key {
-                            "Master_Host" => replication.source_host = value,
-                            "Master_Port" => replication.source_port = value,
-                            "Master_User" => replication.user = value,
-                            "Slave_IO_Running" => replication.io_running = value,
-                            "Slave_SQL_Running" => replication.sql_running = value,
-                            "Using_Gtid" => replication.using_gtid = value,
-                            _ => {}
-                        }
-                    }
-                    _ => return Err(bad("unknown database record")),
-                }
-            }
-            [""] => {}
-            _ => {
-                return Err(bad(&format!(
-                    "unknown record `{}`",
-                    fields.first().copied().unwrap_or_default()
-                )));
-            }
+impl GatherRequest {
+    /// What to ask about `state` on its host.
+    pub fn for_host(topology: &Name, state: &HostState) -> GatherRequest {
+        let mut packages = state.packages.clone();
+        packages.extend(state.absent_files.iter().map(|a| a.brought_by.clone()));
+        packages.sort();
+        packages.dedup();
+        let mut files: Vec<FileQuery> = state
+            .files
+            .iter()
+            .map(|f| FileQuery {
+                path: f.path.clone(),
+                wanted: Some(f.sha256.clone()),
+                sensitivity: f.sensitivity,
+            })
+            .collect();
+        files.extend(state.absent_files.iter().map(|a| FileQuery {
+            path: a.path.clone(),
+            wanted: None,
+            sensitivity: Sensitivity::Plain,
+        }));
+        GatherRequest {
+            topology: topology.clone(),
+            packages,
+            directories: state.directories.iter().map(|d| d.path.clone()).collect(),
+            files,
+            units: state.services.iter().map(|s| s.unit.clone()).collect(),
+            database: state.database.as_ref().map(|db| DatabaseQuery {
+                database: db.database.clone(),
+                users: db.users.iter().map(|u| u.name.clone()).collect(),
+            }),
+            certificate: state.edge_certificate.clone(),
         }
     }
-    for (path, bytes) in contents {
-        if let Some(FileFact::File { content, .. }) = facts.files.get_mut(&path) {
-            *content = Some(bytes);
-        }
-    }
-    if saw_replication && let Some(database) = &mut facts.database {
-        database.replication = Some(replication);
-    }
-    Ok(facts)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::RecordedFile;
 
-    #[test]
-    fn every_record_kind_parses() {
-        let output = "os\tdebian 12\n\
-            package\thaproxy\t2.6.12-1\npackage\tnginx\t-\n\
-            directory\t/etc/infra\troot\troot\t755\ndirectory\t/var/www/x\t-\n\
-            file\t/etc/a\troot\troot\t644\tabc\ncontent\t/etc/a\taGVsbG8=\n\
-            file\t/etc/b\t-\nfile\t/etc/c\tother\n\
-            service\tnginx.service\tenabled\tactive\nservice\tx.service\t\tinactive\n\
-            firewall\tloaded\t111\nfirewall\trecorded\t111\n\
-            db\tup\ndb\tdatabase\tscaleup\ndb\tuser\tapp@10.0.0.1\t*ABC\ndb\tgrant\tapp@10.0.0.1\n\
-            db\treplication-grant\trepl@10.0.0.2\ndb\tread-only\t1\n\
-            db\treplica\tMaster_Host\t10.0.0.1\ndb\treplica\tSlave_IO_Running\tYes\n";
-        let facts = parse(output).expect("parses");
-        assert_eq!(facts.os.as_deref(), Some("debian 12"));
-        assert_eq!(facts.packages["haproxy"].as_deref(), Some("2.6.12-1"));
-        assert_eq!(facts.packages["nginx"], None);
-        assert_eq!(
-            facts.directories["/etc/infra"].as_ref().map(|o| o.mode),
-            Some(0o755)
-        );
-        match &facts.files["/etc/a"] {
-            FileFact::File {
-                content, ownership, ..
-            } => {
-                assert_eq!(content.as_deref(), Some(&b"hello"[..]));
-                assert_eq!(ownership.mode, 0o644);
-            }
-            other => panic!("{other:?}"),
+    fn query(sensitivity: Sensitivity) -> FileQuery {
+        FileQuery {
+            path: RemotePath::new("/etc/x").expect("path"),
+            wanted: Some(Sha256::of(b"new")),
+            sensitivity,
         }
-        assert_eq!(facts.files["/etc/b"], FileFact::Absent);
-        assert!(facts.services["nginx.service"].is_up());
-        assert!(!facts.services["x.service"].is_up());
-        assert!(facts.firewall.is_current());
-        let db = facts.database.expect("database facts");
-        assert!(db.reachable);
-        assert_eq!(db.read_only, Some(true));
-        assert_eq!(db.replication.expect("replica").io_running, "Yes");
     }
 
     #[test]
-    fn garbage_is_an_error_with_its_line() {
-        let error = parse("os\tdebian 12\nbogus\tx\n").expect_err("bogus");
-        assert_eq!(error.line, 2);
-        assert!(parse("directory\t/x\troot\troot\tzz\n").is_err());
-        assert!(parse("content\t/x\t!!!\n").is_err());
+    fn the_content_of_a_sensitive_file_never_leaves_the_host() {
+        let old = Sha256::of(b"old");
+        let recorded = |sensitivity| RecordedFile {
+            sha256: old.clone(),
+            sensitivity,
+        };
+        assert_eq!(
+            shown_rule(Some(&query(Sensitivity::Plain)), None, &old),
+            ShownRule::Content
+        );
+        assert_eq!(
+            shown_rule(Some(&query(Sensitivity::Sensitive)), None, &old),
+            ShownRule::Nothing,
+            "sensitive now, not written by infra: nothing"
+        );
+        assert_eq!(
+            shown_rule(
+                Some(&query(Sensitivity::Plain)),
+                Some(&recorded(Sensitivity::Sensitive)),
+                &old
+            ),
+            ShownRule::RedactedCopy,
+            "sensitive before: the redacted copy"
+        );
+        assert_eq!(
+            shown_rule(
+                Some(&query(Sensitivity::Sensitive)),
+                Some(&recorded(Sensitivity::Sensitive)),
+                &Sha256::of(b"edited by hand")
+            ),
+            ShownRule::Nothing,
+            "changed since infra wrote it: its copy no longer matches"
+        );
+        assert_eq!(
+            shown_rule(Some(&query(Sensitivity::Plain)), None, &Sha256::of(b"new")),
+            ShownRule::Nothing,
+            "unchanged"
+        );
     }
 }

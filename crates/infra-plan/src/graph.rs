@@ -170,7 +170,7 @@ fn mermaid(topology: &Topology) -> String {
             );
         }
     }
-    if topology.firewall.enabled {
+    if topology.firewall.mode == infra_topology::FirewallMode::Managed {
         let sources: Vec<String> = topology
             .firewall
             .admin_sources

@@ -1,48 +1,116 @@
 //! Where `infra` puts things on the hosts. One place, so plan, apply and destroy agree.
 
-use infra_topology::Topology;
+use infra_topology::{Name, RemotePath, Topology, UnitName};
 
 /// HAProxy's main configuration.
-pub const HAPROXY_CFG: &str = "/etc/haproxy/haproxy.cfg";
+pub fn haproxy_cfg() -> RemotePath {
+    RemotePath::from_static("/etc/haproxy/haproxy.cfg")
+}
+
 /// keepalived's configuration.
-pub const KEEPALIVED_CONF: &str = "/etc/keepalived/keepalived.conf";
+pub fn keepalived_conf() -> RemotePath {
+    RemotePath::from_static("/etc/keepalived/keepalived.conf")
+}
+
+/// `infra`'s folder in `/etc`.
+pub fn etc_infra() -> RemotePath {
+    RemotePath::from_static("/etc/infra")
+}
+
 /// `infra`'s firewall ruleset (the table `inet infra`).
-pub const FIREWALL_NFT: &str = "/etc/infra/firewall.nft";
-/// Where apply records the hash of the loaded firewall table, to spot later changes to it.
-pub const FIREWALL_RECORD: &str = "/var/lib/infra/firewall.sha256";
+pub fn firewall_nft() -> RemotePath {
+    RemotePath::from_static("/etc/infra/firewall.nft")
+}
+
 /// The unit that loads the firewall at boot.
-pub const FIREWALL_UNIT: &str = "/etc/systemd/system/infra-firewall.service";
+pub fn firewall_unit() -> RemotePath {
+    RemotePath::from_static("/etc/systemd/system/infra-firewall.service")
+}
+
+/// The firewall unit's name.
+pub fn firewall_unit_name() -> UnitName {
+    unit("infra-firewall.service")
+}
+
 /// MariaDB's drop-in written by `infra`.
-pub const MARIADB_CNF: &str = "/etc/mysql/mariadb.conf.d/60-infra.cnf";
+pub fn mariadb_cnf() -> RemotePath {
+    RemotePath::from_static("/etc/mysql/mariadb.conf.d/60-infra.cnf")
+}
+
 /// Debian's default Nginx site, removed so ours is the default server.
-pub const NGINX_DEFAULT_SITE: &str = "/etc/nginx/sites-enabled/default";
+pub fn nginx_default_site() -> RemotePath {
+    RemotePath::from_static("/etc/nginx/sites-enabled/default")
+}
 
 /// HAProxy's certificate + key bundle for `tls: terminate`.
-pub fn haproxy_pem(topology: &Topology) -> String {
-    format!("/etc/haproxy/certs/{}.pem", topology.name)
+pub fn haproxy_pem(topology: &Topology) -> RemotePath {
+    RemotePath::from_static("/etc/haproxy/certs").child_named(&topology.name, ".pem")
 }
 
 /// Nginx's certificate chain for `tls: passthrough`.
-pub fn nginx_certificate(topology: &Topology) -> String {
-    format!("/etc/nginx/tls/{}.crt", topology.name)
+pub fn nginx_certificate(topology: &Topology) -> RemotePath {
+    RemotePath::from_static("/etc/nginx/tls").child_named(&topology.name, ".crt")
 }
 
 /// Nginx's private key for `tls: passthrough`.
-pub fn nginx_key(topology: &Topology) -> String {
-    format!("/etc/nginx/tls/{}.key", topology.name)
+pub fn nginx_key(topology: &Topology) -> RemotePath {
+    RemotePath::from_static("/etc/nginx/tls").child_named(&topology.name, ".key")
 }
 
 /// The Nginx site.
-pub fn nginx_site(topology: &Topology) -> String {
-    format!("/etc/nginx/sites-enabled/{}", topology.name)
+pub fn nginx_site(topology: &Topology) -> RemotePath {
+    RemotePath::from_static("/etc/nginx/sites-enabled").child_named(&topology.name, "")
 }
 
-/// The app's unit.
-pub fn app_unit(app_name: &str) -> String {
-    format!("/etc/systemd/system/{app_name}.service")
+/// The app's unit file.
+pub fn app_unit(app_name: &Name) -> RemotePath {
+    RemotePath::from_static("/etc/systemd/system").child_named(app_name, ".service")
+}
+
+/// The app's folder in `/etc`.
+pub fn app_etc(app_name: &Name) -> RemotePath {
+    RemotePath::from_static("/etc").child_named(app_name, "")
 }
 
 /// The app's environment file.
-pub fn app_environment(app_name: &str) -> String {
-    format!("/etc/{app_name}/environment")
+pub fn app_environment(app_name: &Name) -> RemotePath {
+    app_etc(app_name).child_named(&name("environment"), "")
+}
+
+/// Where systemd unit files `infra` writes live (a change there needs `daemon-reload`).
+pub fn systemd_units() -> RemotePath {
+    RemotePath::from_static("/etc/systemd/system")
+}
+
+/// A unit name written in `infra`'s own source (never user input; the tests check each).
+pub fn unit(name: &'static str) -> UnitName {
+    UnitName::new(name).expect("a unit name literal in infra's source is valid")
+}
+
+fn name(text: &'static str) -> Name {
+    Name::new(text).expect("a name literal in infra's source is valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fixed_path_and_unit_is_valid() {
+        for path in [
+            "/etc/haproxy/haproxy.cfg",
+            "/etc/keepalived/keepalived.conf",
+            "/etc/infra/firewall.nft",
+            "/etc/systemd/system/infra-firewall.service",
+            "/etc/mysql/mariadb.conf.d/60-infra.cnf",
+            "/etc/nginx/sites-enabled/default",
+        ] {
+            assert!(RemotePath::new(path).is_some(), "{path}");
+        }
+        assert!(UnitName::new("infra-firewall.service").is_some());
+        assert_eq!(
+            app_environment(&Name::new("counter").expect("name")).as_str(),
+            "/etc/counter/environment"
+        );
+    }
 }

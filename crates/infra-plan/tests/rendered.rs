@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use infra_plan::{EdgeCertificate, Templates, desired_state};
+use infra_plan::{Display, EdgeCertificate, Sensitivity, Templates, desired_state};
 use infra_topology::{Secret, SecretSource};
 
 fn env(name: &str) -> Option<String> {
@@ -23,6 +23,7 @@ fn certificate() -> EdgeCertificate {
             SecretSource::Env("TEST".to_owned()),
             "-----BEGIN PRIVATE KEY-----\nTEST KEY\n-----END PRIVATE KEY-----\n".to_owned(),
         ),
+        renewal: None,
     }
 }
 
@@ -56,13 +57,21 @@ fn snapshot_mode(mode: &str) {
     for host in &desired.hosts {
         let mut text = format!(
             "packages: {}\nservices: {}\nabsent: {}\n",
-            host.packages.join(" "),
+            host.packages
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
             host.services
                 .iter()
                 .map(|s| format!("{} ({:?})", s.unit, s.on_change))
                 .collect::<Vec<_>>()
                 .join(" "),
-            host.absent_files.join(" ")
+            host.absent_files
+                .iter()
+                .map(|a| a.path.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
         );
         for directory in &host.directories {
             text.push_str(&format!(
@@ -77,9 +86,9 @@ fn snapshot_mode(mode: &str) {
                 file.mode,
                 file.owner,
                 file.group,
-                file.sensitive,
+                file.sensitivity == Sensitivity::Sensitive,
                 file.check,
-                file.notify,
+                file.notify.as_ref().map(|n| (n.unit.as_str(), n.trigger)),
                 file.origin
             ));
             text.push_str(&String::from_utf8_lossy(&file.content));
@@ -124,17 +133,17 @@ fn secrets_are_marked_and_redacted() {
             let content = String::from_utf8_lossy(&file.content);
             let holds_secret = secret_values.iter().any(|s| content.contains(s.as_str()))
                 || content.contains("TEST KEY");
+            let sensitive = file.sensitivity == Sensitivity::Sensitive;
             assert_eq!(
-                file.sensitive, holds_secret,
+                sensitive, holds_secret,
                 "{}:{} sensitivity",
                 host.name, file.path
             );
-            if file.sensitive {
+            if sensitive {
                 sensitive_files += 1;
-                let shown = file
-                    .display
-                    .as_deref()
-                    .expect("text files have a display form");
+                let Display::Text(shown) = &file.display else {
+                    panic!("{} has no text form", file.path);
+                };
                 assert!(
                     shown.contains(infra_plan::PLACEHOLDER),
                     "{} shows no placeholder",

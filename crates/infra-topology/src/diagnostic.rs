@@ -3,6 +3,11 @@
 use std::fmt::Write as _;
 
 use crate::source::{Position, SourceFile};
+use crate::text::{visible, visible_line};
+
+/// At most this many findings are shown; the rest are counted. A file with thousands of
+/// mistakes is fixed from the top, and printing them all would bury the first.
+pub const SHOWN_LIMIT: usize = 50;
 
 /// How serious a finding is: errors make the topology invalid, warnings do not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -69,26 +74,32 @@ impl Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        let mut out = format!("{label}: {}\n", self.message);
-        let _ = writeln!(out, "  --> {}", source.locate(self.position));
+        let mut out = format!("{label}: {}\n", visible_line(&self.message));
+        let _ = writeln!(
+            out,
+            "  --> {}",
+            visible_line(&source.locate(self.position).to_string())
+        );
         if let Some(line) = source.line(self.position.line) {
             let number = self.position.line.to_string();
             let gutter = " ".repeat(number.len());
             let caret_offset = usize::try_from(self.position.column.saturating_sub(1)).unwrap_or(0);
-            let pad: String = line
+            // The caret lines up under the shown text, in which a control character takes
+            // the width of its escape.
+            let before: String = line.chars().take(caret_offset).collect();
+            let pad: String = visible_line(&before)
                 .chars()
-                .take(caret_offset)
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
             let _ = writeln!(out, "{gutter} |");
-            let _ = writeln!(out, "{number} | {line}");
+            let _ = writeln!(out, "{number} | {}", visible_line(line));
             let _ = writeln!(out, "{gutter} | {pad}^");
         }
         if let Some(expected) = &self.expected {
-            let _ = writeln!(out, "  = expected: {expected}");
+            let _ = writeln!(out, "  = expected: {}", visible(expected));
         }
         if let Some(hint) = &self.hint {
-            let _ = writeln!(out, "  = hint: {hint}");
+            let _ = writeln!(out, "  = hint: {}", visible(hint));
         }
         out
     }
@@ -118,22 +129,35 @@ impl Diagnostics {
         self.items.iter().any(|d| d.severity == Severity::Error)
     }
 
-    /// The number of errors.
+    /// The number of errors (each distinct finding once).
     pub fn error_count(&self) -> usize {
-        self.items
+        self.sorted()
             .iter()
             .filter(|d| d.severity == Severity::Error)
             .count()
     }
 
-    /// The number of warnings.
+    /// The number of warnings (each distinct finding once).
     pub fn warning_count(&self) -> usize {
-        self.items.len() - self.error_count()
+        self.sorted()
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .count()
     }
 
-    /// The findings sorted by position (stable for equal positions).
+    /// The distinct findings sorted by position (stable for equal positions): the same finding
+    /// made twice at the same place is reported once.
     pub fn sorted(&self) -> Vec<&Diagnostic> {
         let mut items: Vec<&Diagnostic> = self.items.iter().collect();
+        items.sort_by(|a, b| {
+            a.position
+                .cmp(&b.position)
+                .then_with(|| a.message.cmp(&b.message))
+                .then_with(|| a.severity.cmp(&b.severity))
+        });
+        items.dedup_by(|a, b| {
+            a.position == b.position && a.message == b.message && a.severity == b.severity
+        });
         items.sort_by_key(|d| d.position);
         items
     }
@@ -143,12 +167,21 @@ impl Diagnostics {
         self.items.is_empty()
     }
 
-    /// Renders every finding followed by a one-line summary when there are errors.
+    /// Renders the first [`SHOWN_LIMIT`] findings, then how many more there are.
     pub fn render(&self, source: &SourceFile) -> String {
+        let sorted = self.sorted();
         let mut out = String::new();
-        for diagnostic in self.sorted() {
+        for diagnostic in sorted.iter().take(SHOWN_LIMIT) {
             out.push_str(&diagnostic.render(source));
             out.push('\n');
+        }
+        if sorted.len() > SHOWN_LIMIT {
+            let _ = writeln!(
+                out,
+                "... and {} more findings not shown ({} in all): fix the ones above first\n",
+                sorted.len() - SHOWN_LIMIT,
+                sorted.len()
+            );
         }
         out
     }

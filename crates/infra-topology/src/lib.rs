@@ -7,19 +7,22 @@
 
 mod diagnostic;
 mod model;
+mod names;
 mod node;
 mod raw;
+pub mod reserved;
 pub mod rules;
 mod secret;
 mod source;
+pub mod text;
 mod validate;
 
 use std::path::Path;
 
-pub use diagnostic::{Diagnostic, Diagnostics, Severity};
+pub use diagnostic::{Diagnostic, Diagnostics, SHOWN_LIMIT, Severity};
 pub use model::*;
 pub use secret::{Secret, SecretSource};
-pub use source::{Position, SourceFile};
+pub use source::{Position, SourceFile, read_regular_file};
 pub use validate::EnvLookup;
 
 /// Why a topology could not be loaded.
@@ -54,9 +57,14 @@ pub struct Loaded {
     pub warnings: Diagnostics,
 }
 
-/// Reads and validates the topology at `path`. `env` resolves `${env:NAME}` secrets.
+/// The largest topology file `infra` reads: real ones are a few KiB.
+pub const TOPOLOGY_LIMIT: u64 = 1024 * 1024;
+
+/// Reads and validates the topology at `path`. `env` resolves `${env:NAME}` secrets (and
+/// `HOME`, for `~/` in key paths). Only a regular file of at most [`TOPOLOGY_LIMIT`] bytes is
+/// read: a FIFO, a device or a huge file is an error, never a hang.
 pub fn load(path: &Path, env: EnvLookup<'_>) -> Result<Loaded, LoadError> {
-    let text = fs_err::read_to_string(path).map_err(LoadError::Read)?;
+    let text = read_regular_file(path, TOPOLOGY_LIMIT).map_err(LoadError::Read)?;
     load_source(SourceFile::new(path, text), env)
 }
 
@@ -68,7 +76,7 @@ pub fn load_source(source: SourceFile, env: EnvLookup<'_>) -> Result<Loaded, Loa
         _ => Path::new(".").to_path_buf(),
     };
     let topology = parse(&source, &mut diagnostics)
-        .and_then(|raw| validate::validate(raw, &base_dir, env, &mut diagnostics));
+        .and_then(|raw| validate::validate(raw, &base_dir, source.path(), env, &mut diagnostics));
     match topology {
         Some(topology) if !diagnostics.has_errors() => Ok(Loaded {
             topology,

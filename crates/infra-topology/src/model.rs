@@ -9,36 +9,16 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 
+pub use crate::names::{
+    AccountName, HostName, Name, PackageName, RemotePath, SqlAccount, SqlName, UnitName,
+};
 use crate::secret::Secret;
-
-/// A host's name: lowercase letters, digits and `-`, starting with a letter, at most 63 chars.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(transparent)]
-pub struct HostName(String);
-
-impl HostName {
-    /// Wraps a name that [`crate::validate`] has checked.
-    pub(crate) fn new_unchecked(name: String) -> HostName {
-        HostName(name)
-    }
-
-    /// The name as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for HostName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// A checked topology.
 #[derive(Debug, Clone)]
 pub struct Topology {
     /// The topology's name (safe as a file and container name).
-    pub name: String,
+    pub name: Name,
     /// The folder holding the topology file; relative paths in it start here.
     pub base_dir: PathBuf,
     /// Template override folder, if any.
@@ -86,8 +66,9 @@ impl Topology {
         if let Some(lb) = &self.load_balancer {
             secrets.extend(lb.vrrp_password.iter());
             secrets.extend(lb.stats.iter().map(|s| &s.password));
-            if let CertificateSource::Files { key, .. } = &lb.tls.certificate {
-                secrets.push(key);
+            match &lb.tls.certificate {
+                CertificateSource::Files { key, .. } => secrets.push(key),
+                CertificateSource::Generated => {}
             }
         }
         if let Some(app) = &self.app {
@@ -113,7 +94,19 @@ impl Topology {
 }
 
 /// The four tiers, in apply order (database first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
     /// MariaDB primary and replicas.
@@ -167,14 +160,17 @@ pub struct Ssh {
     pub user: String,
     /// Port.
     pub port: u16,
-    /// Private key, if one is named (otherwise OpenSSH's own configuration decides).
+    /// Private key, if one is named (otherwise OpenSSH's own configuration decides). It is used
+    /// for the jump hosts too.
     pub identity_file: Option<PathBuf>,
-    /// `ProxyJump` value.
-    pub jump: Option<String>,
+    /// `ProxyJump` hops, each checked (`[user@]host[:port]`).
+    pub jump: Vec<String>,
 }
 
 /// How commands get root on a host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Become {
     /// The login user is root.
@@ -184,7 +180,9 @@ pub enum Become {
 }
 
 /// HAProxy's balancing algorithm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Algorithm {
     /// In turn.
@@ -217,10 +215,10 @@ pub struct LoadBalancer {
     pub interface: String,
     /// VRRP router ID.
     pub virtual_router_id: u8,
-    /// VRRP authentication secret.
+    /// VRRP authentication secret (exactly 8 characters: keepalived uses no more).
     pub vrrp_password: Option<Secret>,
     /// Whether the preferred master takes the VIP back.
-    pub preempt: bool,
+    pub preempt: Preempt,
     /// Balancing algorithm.
     pub algorithm: Algorithm,
     /// Health check of the web servers.
@@ -229,6 +227,15 @@ pub struct LoadBalancer {
     pub stats: Option<Stats>,
     /// TLS at the edge.
     pub tls: Tls,
+}
+
+/// Whether the preferred VRRP master takes the VIP back when it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preempt {
+    /// The first host takes the VIP back.
+    TakeBack,
+    /// The VIP stays where it is (`nopreempt`).
+    Stay,
 }
 
 /// An HTTP health check.
@@ -258,7 +265,9 @@ pub struct Stats {
 }
 
 /// Where TLS is terminated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum TlsMode {
     /// HAProxy terminates TLS and redirects HTTP to HTTPS.
@@ -267,6 +276,17 @@ pub enum TlsMode {
     Passthrough,
     /// Plain HTTP only.
     Off,
+}
+
+impl TlsMode {
+    /// The mode as the topology writes it.
+    pub fn key(self) -> &'static str {
+        match self {
+            TlsMode::Terminate => "terminate",
+            TlsMode::Passthrough => "passthrough",
+            TlsMode::Off => "off",
+        }
+    }
 }
 
 /// TLS settings.
@@ -281,7 +301,7 @@ pub struct Tls {
 /// Where the edge certificate comes from.
 #[derive(Debug, Clone)]
 pub enum CertificateSource {
-    /// `infra` generates a self-signed one and keeps it under `.infra/`.
+    /// `infra` generates a self-signed one once and then reads it back from the hosts.
     Generated,
     /// Given by the user.
     Files {
@@ -303,11 +323,11 @@ pub struct Web {
     pub port: u16,
     /// HTTPS port (passthrough mode).
     pub tls_port: u16,
-    /// Local static files folder.
+    /// Local static files folder (inside the topology's folder).
     pub static_dir: Option<PathBuf>,
     /// Remote document root.
-    pub root: String,
-    /// Path proxied to the app tier, starting and ending with `/`.
+    pub root: RemotePath,
+    /// Path proxied to the app tier, starting and ending with `/`, never `/` alone.
     pub app_path: String,
     /// `stub_status` port.
     pub status_port: u16,
@@ -327,14 +347,14 @@ pub enum EnvValue {
 pub struct App {
     /// Hosts.
     pub hosts: Vec<HostName>,
-    /// Service name.
-    pub name: String,
-    /// Local source folder.
+    /// Service name (never one Debian or `infra` already uses).
+    pub name: Name,
+    /// Local source folder (inside the topology's folder).
     pub source: Option<PathBuf>,
     /// Remote install folder.
-    pub install_dir: String,
+    pub install_dir: RemotePath,
     /// Debian packages it needs.
-    pub packages: Vec<String>,
+    pub packages: Vec<PackageName>,
     /// The start command, split into words.
     pub command: Vec<String>,
     /// Listening port.
@@ -345,6 +365,13 @@ pub struct App {
     pub environment: Vec<(String, EnvValue)>,
 }
 
+impl App {
+    /// The app's systemd unit, `<name>.service`.
+    pub fn unit(&self) -> UnitName {
+        UnitName::service(&self.name)
+    }
+}
+
 /// The database tier.
 #[derive(Debug, Clone)]
 pub struct Database {
@@ -353,7 +380,7 @@ pub struct Database {
     /// Read-only replicas.
     pub replicas: Vec<HostName>,
     /// The app's database.
-    pub name: String,
+    pub name: SqlName,
     /// Port.
     pub port: u16,
     /// The app's account.
@@ -366,16 +393,25 @@ pub struct Database {
 #[derive(Debug, Clone)]
 pub struct DatabaseUser {
     /// User name.
-    pub name: String,
+    pub name: SqlName,
     /// Password.
     pub password: Secret,
+}
+
+/// Whether `infra` manages a firewall on every host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirewallMode {
+    /// `infra` loads its own nftables table on every host.
+    Managed,
+    /// `infra` leaves the firewall alone.
+    Unmanaged,
 }
 
 /// Firewall settings.
 #[derive(Debug, Clone)]
 pub struct Firewall {
     /// Whether `infra` manages the firewall.
-    pub enabled: bool,
+    pub mode: FirewallMode,
     /// Networks allowed to SSH and to reach monitoring endpoints.
     pub admin_sources: Vec<IpNet>,
 }

@@ -13,8 +13,8 @@ use crate::raw::Sp;
 /// A YAML node: a scalar, a sequence or a mapping with positioned keys.
 #[derive(Debug)]
 pub enum Node {
-    /// A null, boolean, number or string.
-    Scalar,
+    /// A null, boolean, number or string; strings keep their text (to check enum values).
+    Scalar(Option<String>),
     /// A sequence.
     Sequence(Vec<Sp<Node>>),
     /// A mapping, in file order.
@@ -30,34 +30,34 @@ impl<'de> Deserialize<'de> for Node {
                 f.write_str("any YAML value")
             }
             fn visit_bool<E>(self, _: bool) -> Result<Node, E> {
-                Ok(Node::Scalar)
+                Ok(Node::Scalar(None))
             }
             fn visit_i64<E>(self, _: i64) -> Result<Node, E> {
-                Ok(Node::Scalar)
+                Ok(Node::Scalar(None))
             }
             fn visit_u64<E>(self, _: u64) -> Result<Node, E> {
-                Ok(Node::Scalar)
+                Ok(Node::Scalar(None))
             }
             fn visit_i128<E>(self, _: i128) -> Result<Node, E> {
-                Ok(Node::Scalar)
+                Ok(Node::Scalar(None))
             }
             fn visit_u128<E>(self, _: u128) -> Result<Node, E> {
-                Ok(Node::Scalar)
+                Ok(Node::Scalar(None))
             }
             fn visit_f64<E>(self, _: f64) -> Result<Node, E> {
-                Ok(Node::Scalar)
+                Ok(Node::Scalar(None))
             }
-            fn visit_str<E>(self, _: &str) -> Result<Node, E> {
-                Ok(Node::Scalar)
+            fn visit_str<E>(self, text: &str) -> Result<Node, E> {
+                Ok(Node::Scalar(Some(text.to_owned())))
             }
             fn visit_bytes<E>(self, _: &[u8]) -> Result<Node, E> {
-                Ok(Node::Scalar)
+                Ok(Node::Scalar(None))
             }
             fn visit_unit<E>(self) -> Result<Node, E> {
-                Ok(Node::Scalar)
+                Ok(Node::Scalar(None))
             }
             fn visit_none<E>(self) -> Result<Node, E> {
-                Ok(Node::Scalar)
+                Ok(Node::Scalar(None))
             }
             fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
                 Node::deserialize(d)
@@ -137,11 +137,17 @@ fn walk(
     path: &mut Vec<String>,
     found: &mut Vec<Diagnostic>,
 ) {
+    if let (Node::Scalar(Some(text)), Some(allowed)) = (&node.value, allowed_values(schema, root)) {
+        if !allowed.iter().any(|a| a == text) {
+            found.push(unknown_value(node.position, text, path, &allowed));
+        }
+        return;
+    }
     let Some(schema) = object_schema(schema, root) else {
         return;
     };
     match &node.value {
-        Node::Scalar => {}
+        Node::Scalar(_) => {}
         Node::Sequence(items) => {
             if let Some(item_schema) = schema.get("items") {
                 for (index, item) in items.iter().enumerate() {
@@ -225,6 +231,66 @@ fn unknown_key(key: &Sp<String>, parent: &[String], known: &[&str]) -> Diagnosti
         diagnostic.hint(format!("did you mean `{close}`?"));
     }
     diagnostic
+}
+
+fn unknown_value(
+    position: crate::source::Position,
+    text: &str,
+    path: &[String],
+    allowed: &[String],
+) -> Diagnostic {
+    let known: Vec<&str> = allowed.iter().map(String::as_str).collect();
+    let mut diagnostic = Diagnostic::error(
+        position,
+        format!(
+            "unknown value `{text}` for `{}`",
+            path.join(".").replace(".[", "[")
+        ),
+    );
+    diagnostic.expected(format!("one of {}", list(&known)));
+    if let Some(close) = closest(text, &known) {
+        diagnostic.hint(format!("did you mean `{close}`?"));
+    }
+    diagnostic
+}
+
+/// The values a string field may take, when its schema lists them (an enum).
+fn allowed_values(schema: &Value, root: &Value) -> Option<Vec<String>> {
+    let mut current = schema;
+    for _ in 0..16 {
+        if let Some(reference) = current.get("$ref").and_then(Value::as_str) {
+            let name = reference.strip_prefix("#/$defs/")?;
+            current = root.get("$defs")?.get(name)?;
+            continue;
+        }
+        if let Some(values) = current.get("enum").and_then(Value::as_array) {
+            return values
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect();
+        }
+        let choices = current
+            .get("oneOf")
+            .or_else(|| current.get("anyOf"))
+            .and_then(Value::as_array)?;
+        let consts: Option<Vec<String>> = choices
+            .iter()
+            .filter(|c| c.get("type").and_then(Value::as_str) != Some("null"))
+            .map(|c| c.get("const").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        if let Some(consts) = consts.filter(|c| !c.is_empty()) {
+            return Some(consts);
+        }
+        let non_null: Vec<&Value> = choices
+            .iter()
+            .filter(|c| c.get("type").and_then(Value::as_str) != Some("null"))
+            .collect();
+        match non_null.as_slice() {
+            [only] => current = only,
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// Quotes and joins names for a message: `` `a`, `b` or `c` ``.

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::model::{Algorithm, Become, TlsMode};
 use crate::source::Position;
 
 /// A value with the position of the YAML node it came from.
@@ -105,7 +106,7 @@ pub struct RawDefaults {
     pub ssh: RawSsh,
     /// How to become root on the hosts: `none` (log in as root) or `sudo` (`sudo -n`).
     #[serde(rename = "become")]
-    pub become_method: Option<Sp<String>>,
+    pub become_method: Option<Sp<Become>>,
 }
 
 /// How to reach a host over SSH. Unset keys fall back to `defaults.ssh`, then to OpenSSH's own
@@ -118,9 +119,10 @@ pub struct RawSsh {
     pub user: Option<Sp<String>>,
     /// SSH port (default 22).
     pub port: Option<Sp<u16>>,
-    /// Private key file (`~` expands to the home directory).
+    /// Private key file (`~` expands to the home directory). It is used for the jump hosts too.
     pub identity_file: Option<Sp<String>>,
-    /// A bastion to jump through, as OpenSSH's `ProxyJump` (`[user@]host[:port]`).
+    /// Bastions to jump through, as OpenSSH's `ProxyJump`: `[user@]host[:port]`, several
+    /// separated by commas. The identity file above is used for them too.
     pub jump: Option<Sp<String>>,
 }
 
@@ -135,7 +137,7 @@ pub struct RawHost {
     pub ssh: Option<RawSsh>,
     /// How to become root on this host: `none` or `sudo`.
     #[serde(rename = "become")]
-    pub become_method: Option<Sp<String>>,
+    pub become_method: Option<Sp<Become>>,
 }
 
 /// The load balancer tier: HAProxy on every host, keepalived moving a virtual IP between them.
@@ -152,11 +154,13 @@ pub struct RawLoadBalancer {
     /// VRRP virtual router ID, 1-255 (default 51). Must be unique on the network.
     pub virtual_router_id: Option<Sp<u16>>,
     /// Secret used for VRRP authentication, as `${env:NAME}` or `${file:PATH}` (optional).
+    ///
+    /// Exactly 8 characters (keepalived uses no more), none of `! " # { }`.
     pub vrrp_password: Option<Sp<String>>,
     /// Whether the first host takes the VIP back when it returns (default true).
     pub preempt: Option<Sp<bool>>,
     /// HAProxy balancing algorithm: `roundrobin`, `leastconn` or `source` (default `roundrobin`).
-    pub algorithm: Option<Sp<String>>,
+    pub algorithm: Option<Sp<Algorithm>>,
     /// How HAProxy checks the web servers.
     #[serde(default)]
     pub health_check: RawHealthCheck,
@@ -192,6 +196,8 @@ pub struct RawStats {
     /// User name for the stats page (default `admin`).
     pub user: Option<Sp<String>>,
     /// Password for the stats page, as `${env:NAME}` or `${file:PATH}`.
+    ///
+    /// 8-256 printable ASCII characters, none of `# " ' \` (HAProxy would cut or refuse them).
     pub password: Sp<String>,
     /// Addresses allowed to reach the stats port (CIDR, default: the admin sources).
     pub allow_from: Option<Sp<Vec<Sp<String>>>>,
@@ -204,7 +210,7 @@ pub struct RawStats {
 pub struct RawTls {
     /// `terminate` (HAProxy terminates TLS and redirects HTTP to HTTPS), `passthrough` (HAProxy
     /// forwards TLS untouched; Nginx terminates it) or `off` (default `off`).
-    pub mode: Option<Sp<String>>,
+    pub mode: Option<Sp<TlsMode>>,
     /// PEM certificate chain (relative to the topology file). Without it, `infra` generates a
     /// self-signed certificate for `server_name` and keeps it under `.infra/`.
     pub cert_file: Option<Sp<String>>,
@@ -229,7 +235,7 @@ pub struct RawWeb {
     pub static_dir: Option<Sp<String>>,
     /// Where the static files live on the web hosts (default `/var/www/<topology name>`).
     pub root: Option<Sp<String>>,
-    /// URL path proxied to the app tier (default `/api/`).
+    /// URL path proxied to the app tier (default `/api/`); it starts and ends with `/` and is not `/`.
     pub app_path: Option<Sp<String>>,
     /// Port of Nginx's `stub_status` endpoint, reachable from the load balancers only (default 8080).
     pub status_port: Option<Sp<u16>>,
@@ -243,6 +249,8 @@ pub struct RawApp {
     /// The app hosts.
     pub hosts: Sp<Vec<Sp<String>>>,
     /// The service name: the systemd unit `<name>.service`, `/etc/<name>/` and `/opt/<name>`.
+    ///
+    /// It may not be a name Debian or `infra` already uses (`ssh`, `nginx`, `mysql`, `infra-...`).
     pub name: Sp<String>,
     /// Local folder (relative to this file) uploaded to `install_dir`.
     pub source: Option<Sp<String>>,
@@ -257,7 +265,8 @@ pub struct RawApp {
     pub port: Option<Sp<u16>>,
     /// The path that answers 200 when the app is healthy (default `/health`).
     pub health_path: Option<Sp<String>>,
-    /// Extra environment variables; values may be `${env:NAME}` or `${file:PATH}` secrets.
+    /// Extra environment variables; values may be `${env:NAME}` or `${file:PATH}` secrets. `PORT`
+    /// and names starting with `DB_` are set by `infra`.
     #[serde(default)]
     pub environment: BTreeMap<Sp<String>, Sp<String>>,
 }
@@ -272,7 +281,7 @@ pub struct RawDatabase {
     /// Read-only replicas of the primary.
     #[serde(default)]
     pub replicas: Option<Sp<Vec<Sp<String>>>>,
-    /// The app's database.
+    /// The app's database (not a system schema such as `mysql`).
     pub name: Sp<String>,
     /// The MariaDB port (default 3306).
     pub port: Option<Sp<u16>>,
@@ -290,6 +299,9 @@ pub struct RawDatabaseUser {
     /// User name.
     pub name: Sp<String>,
     /// Password, as `${env:NAME}` or `${file:PATH}`.
+    ///
+    /// 8-256 printable ASCII characters; the app account's may not hold `"` or `\`, as it also
+    /// goes into the app's environment file.
     pub password: Sp<String>,
 }
 

@@ -1,22 +1,19 @@
 //! The command line: every flag and subcommand, and nothing else.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-
-const EXIT_CODES: &str = "\
-Exit codes:
-  0    success (for `plan --detailed-exitcode`: no changes)
-  1    error: invalid topology, unreachable host, failed step
-  2    `plan --detailed-exitcode` only: changes are present
-  3    partial apply: some hosts changed, the state records which
-  64   usage error: unknown flag, missing argument
-  130  interrupted (Ctrl-C)";
 
 /// Provision a scaled-up web infrastructure (HAProxy + keepalived, Nginx, your app, MariaDB,
 /// nftables) onto real Linux hosts over SSH, from one declarative YAML topology.
 #[derive(Debug, Parser)]
-#[command(name = "infra", version, after_long_help = EXIT_CODES, after_help = EXIT_CODES)]
+#[command(
+    name = "infra",
+    version,
+    after_help = crate::exit::help_text(),
+    after_long_help = crate::exit::help_text()
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -36,9 +33,24 @@ pub struct GlobalArgs {
         value_name = "PATH"
     )]
     pub file: PathBuf,
-    /// Never colour the output (also: the NO_COLOR environment variable).
+    /// When to colour the output: `auto` (on a terminal, unless NO_COLOR is set or TERM is
+    /// `dumb`), `always` or `never`.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+    /// Never colour the output (the same as `--color never`).
     #[arg(long, global = true)]
     pub no_color: bool,
+}
+
+/// When to colour output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless NO_COLOR is set or TERM is `dumb`.
+    Auto,
+    /// Always (CI logs that show colour).
+    Always,
+    /// Never.
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,12 +67,15 @@ pub enum Command {
     Plan(PlanArgs),
     /// Per host: whether each managed service is active and each health check passes.
     Status(StatusArgs),
-    /// Converge the hosts to the topology (or to a saved plan), after showing the plan.
+    /// Converge the hosts to the topology (or run a saved plan), after showing the plan.
     Apply(ApplyArgs),
-    /// Remove what infra created on the hosts (per its state), after showing the plan.
+    /// Remove what infra created on the hosts (per their records), after showing the plan.
     Destroy(DestroyArgs),
-    /// Remove a lock left behind by a run that is gone.
+    /// Remove the hosts' lock left behind by a run that is gone.
     ForceUnlock(ForceUnlockArgs),
+    /// What infra's records on the hosts say it created.
+    #[command(subcommand)]
+    State(StateCommand),
     /// Real Debian hosts for the topology on this machine, as Docker containers.
     #[command(subcommand)]
     Lab(LabCommand),
@@ -76,6 +91,46 @@ pub enum LabCommand {
     Down,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Each host, whether it has a record, its serial and how many resources it lists.
+    List(StateArgs),
+    /// One host's record.
+    Show(StateShowArgs),
+    /// Forget one resource in a host's record (you take it over by hand; nothing is removed).
+    Rm(StateRmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StateShowArgs {
+    /// The host.
+    pub host: String,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StateRmArgs {
+    /// The host.
+    pub host: String,
+    /// The resource, as the plan names it: `package["haproxy"]`, `file["/etc/x"]`...
+    pub resource: String,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Wait this long for the host's lock (`30s`, `5m`).
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+}
+
 #[derive(Debug, Args)]
 pub struct LabUpArgs {
     /// Replace existing hosts with fresh ones.
@@ -89,7 +144,7 @@ pub struct LabUpArgs {
     )]
     pub mirror: String,
     /// Seconds to wait for each host to answer over SSH.
-    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub ssh_timeout: u64,
 }
 
@@ -124,9 +179,9 @@ pub enum GraphFormatArg {
 /// How to reach hosts: flags shared by every command that connects.
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
-    /// Hosts connected to at once.
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    pub parallelism: usize,
+    /// Hosts worked on at once (1-1024).
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub parallelism: u16,
     /// Only these hosts (repeatable).
     #[arg(long = "target", value_name = "HOST")]
     pub targets: Vec<String>,
@@ -136,11 +191,14 @@ pub struct ConnectArgs {
     /// Trust a host key seen for the first time and record it (a changed key is still refused).
     #[arg(long)]
     pub accept_new_host_keys: bool,
-    /// Seconds to wait for a connection.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    /// An OpenSSH configuration file to use instead of `~/.ssh/config`.
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// Seconds to wait for a connection (1-3600).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub connect_timeout: u64,
-    /// Seconds to wait for each remote command.
-    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    /// Seconds to wait for each remote command (1-86400).
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub command_timeout: u64,
 }
 
@@ -157,7 +215,7 @@ pub struct PlanArgs {
     /// Exit 0 when there are no changes, 2 when there are, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
-    /// Show what `infra destroy` would remove (from the state) instead.
+    /// Plan what `infra destroy` would remove (from the hosts' records) instead.
     #[arg(long)]
     pub destroy: bool,
     /// With `--destroy`: as `infra destroy --delete-data` would.
@@ -176,12 +234,12 @@ pub struct ChangeArgs {
     /// One JSON event per line on stdout, for CI.
     #[arg(long)]
     pub json: bool,
-    /// Failed hosts a tier tolerates before the run stops: a count or a percentage (`25%`).
+    /// Failed hosts a wave tolerates before the run stops: a count or a percentage (`25%`).
     #[arg(long, value_name = "N|N%", default_value = "0", value_parser = parse_max_fail)]
     pub max_fail: MaxFailArg,
-    /// Wait this long for the state lock (`30s`, `5m`); by default fail at once.
+    /// Wait this long for the hosts' locks (`30s`, `5m`, `1h`); by default fail at once.
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
-    pub lock_timeout: std::time::Duration,
+    pub lock_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -206,21 +264,27 @@ fn parse_max_fail(text: &str) -> Result<MaxFailArg, String> {
     }
 }
 
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+/// The longest `--lock-timeout`: a day (longer waits belong to a scheduler, not a lock).
+const LONGEST_WAIT: u64 = 86_400;
+
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("`{text}` is not a duration like `30s`, `5m` or `1h`");
     let (number, unit) = text.split_at(
         text.find(|c: char| !c.is_ascii_digit())
             .unwrap_or(text.len()),
     );
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like `30s` or `5m`"))?;
-    let seconds = match unit {
-        "" | "s" => value,
-        "m" => value * 60,
-        "h" => value * 3600,
-        _ => return Err(format!("`{text}` is not a duration like `30s` or `5m`")),
+    let value: u64 = number.parse().map_err(|_| bad())?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(bad()),
     };
-    Ok(std::time::Duration::from_secs(seconds))
+    let seconds = value
+        .checked_mul(factor)
+        .filter(|s| *s <= LONGEST_WAIT)
+        .ok_or_else(|| format!("`{text}` is longer than a day (at most `24h`)"))?;
+    Ok(Duration::from_secs(seconds))
 }
 
 #[derive(Debug, Args)]
@@ -243,12 +307,29 @@ pub struct DestroyArgs {
 
 #[derive(Debug, Args)]
 pub struct ForceUnlockArgs {
-    /// The lock ID (shown by the run that found the state locked).
+    /// The lock ID (shown by the run that found the hosts locked).
     pub id: String,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_bounded_and_never_overflow() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("25h").is_err());
+        assert!(parse_duration("18446744073709551615h").is_err());
+        assert!(parse_duration("99999999999999999999999s").is_err());
+        assert!(parse_duration("5x").is_err());
+    }
 }

@@ -1,37 +1,44 @@
-//! `infra`: the command-line entry point. Parses arguments, runs one command, maps the
-//! outcome to an exit code. All decisions live in the library crates.
+//! `infra`: the command-line entry point. Parses arguments, resolves the settings, runs one
+//! command, maps the outcome to an exit code. All decisions live in the library crates.
 
 mod certificate;
 mod cli;
 mod commands;
+mod exit;
+mod interrupts;
+mod ops;
 mod output;
 mod progress;
+mod settings;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Exit code for usage errors. Never 2: `plan --detailed-exitcode` uses 2 for "changes present".
-const EXIT_USAGE: u8 = 64;
+use crate::exit::Exit;
 
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
-            let code = match error.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
-                _ => EXIT_USAGE,
+            let exit = match error.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    Exit::Success
+                }
+                _ => Exit::Usage,
             };
+            // Help on a closed pipe (`infra --help | head`) is not an error.
             let _ = error.print();
-            return ExitCode::from(code);
+            return ExitCode::from(exit.code());
         }
     };
-    let style = output::Style::detect(cli.global.no_color);
-    match commands::run(&cli, style) {
-        Ok(outcome) => ExitCode::from(outcome.code()),
+    let settings = settings::Settings::resolve(&cli, settings::Environment::capture());
+    let exit = match commands::run(&cli, &settings) {
+        Ok(exit) => exit,
         Err(error) => {
-            output::print_error(&error, style);
-            ExitCode::from(1)
+            output::print_error(&error, settings.style);
+            Exit::Error
         }
-    }
+    };
+    ExitCode::from(exit.code())
 }

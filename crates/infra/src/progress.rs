@@ -1,13 +1,15 @@
-//! Apply and destroy progress: indicatif bars on a terminal, timestamped lines otherwise,
-//! or one JSON event per line (`--json`).
+//! Progress of apply and destroy: indicatif bars on a terminal, timestamped lines otherwise, or
+//! one JSON event per line (`--json`). Every line goes through the output's scrubbing.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use infra_exec::apply::{ApplyReporter, Event};
+use infra_exec::executor::{Event, Reporter};
+
+use crate::output;
 
 /// How progress is shown.
 pub enum Progress {
@@ -58,8 +60,7 @@ impl Progress {
     /// Writes one JSON event line (only in JSON mode).
     pub fn json(&self, value: serde_json::Value) {
         if matches!(self, Progress::Json) {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{value}");
+            output::outln(&value.to_string());
         }
     }
 
@@ -81,15 +82,25 @@ impl Progress {
     }
 
     fn line(&self, text: &str) {
+        let text = infra_topology::text::visible(&output::scrub(text)).into_owned();
         match self {
             Progress::Lines { started } => {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "[{:>7.2}s] {text}", started.elapsed().as_secs_f64());
+                output::outln(&format!(
+                    "[{:>7.2}s] {text}",
+                    started.elapsed().as_secs_f64()
+                ));
             }
             Progress::Bars { multi, .. } => {
                 let _ = multi.println(text);
             }
             Progress::Json => {}
+        }
+    }
+
+    fn bar(&self, host: &str) -> Option<ProgressBar> {
+        match self {
+            Progress::Bars { hosts, .. } => hosts.lock().ok().and_then(|h| h.get(host).cloned()),
+            Progress::Lines { .. } | Progress::Json => None,
         }
     }
 }
@@ -101,59 +112,70 @@ fn timestamp() -> f64 {
         .unwrap_or(0.0)
 }
 
-impl ApplyReporter for Progress {
+impl Reporter for Progress {
     fn event(&self, event: Event) {
         match &event {
-            Event::HostStarted { host, steps } => {
+            Event::TaskStarted { host, wave, steps } => {
                 if let Progress::Bars { multi, hosts, .. } = self {
-                    let bar = multi.add(ProgressBar::new(u64::try_from(*steps).unwrap_or(0)));
+                    let bar = multi.add(ProgressBar::new_spinner());
                     bar.set_style(
-                        ProgressStyle::with_template("  {prefix:<8} [{bar:20}] {pos}/{len} {msg}")
-                            .unwrap_or_else(|_| ProgressStyle::default_bar())
-                            .progress_chars("=> "),
+                        ProgressStyle::with_template("  {spinner} {prefix:<10} {msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                     );
-                    bar.set_prefix(host.clone());
+                    bar.set_prefix(host.to_string());
+                    bar.set_message(format!("{wave}: {} steps", steps.len()));
+                    bar.enable_steady_tick(std::time::Duration::from_millis(120));
                     if let Ok(mut hosts) = hosts.lock() {
-                        hosts.insert(host.clone(), bar);
+                        hosts.insert(host.to_string(), bar);
                     }
                 }
-                self.line(&format!("{host}: starting ({steps} steps)"));
-                self.json(serde_json::json!({ "type": "apply_start", "host": host, "steps": steps, "timestamp": timestamp() }));
+                self.line(&format!("{host}: {wave} ({} steps)", steps.len()));
+                self.json(serde_json::json!({ "type": "apply_start", "host": host, "wave": wave, "steps": steps, "timestamp": timestamp() }));
             }
-            Event::Step { host, step, done } => {
-                if let Progress::Bars { hosts, .. } = self
-                    && let Some(bar) = hosts.lock().ok().and_then(|h| h.get(host).cloned())
-                {
-                    bar.set_position(u64::try_from(*done).unwrap_or(0));
-                    bar.set_message(step.to_string());
+            Event::TaskDone { host, wave } => {
+                if let Some(bar) = self.bar(host.as_str()) {
+                    bar.set_message(format!("{wave}: done"));
                 }
-                self.line(&format!("{host}: {step}"));
-                self.json(serde_json::json!({ "type": "apply_progress", "host": host, "step": step, "done": done, "timestamp": timestamp() }));
+                self.line(&format!("{host}: {wave} done"));
+                self.json(serde_json::json!({ "type": "apply_progress", "host": host, "wave": wave, "timestamp": timestamp() }));
             }
             Event::HostDone { host, counts } => {
-                if let Progress::Bars { hosts, total, .. } = self {
-                    if let Some(bar) = hosts.lock().ok().and_then(|h| h.get(host).cloned()) {
-                        bar.finish_with_message("done");
-                    }
+                if let Some(bar) = self.bar(host.as_str()) {
+                    bar.finish_with_message("done");
+                }
+                if let Progress::Bars { total, .. } = self {
                     total.inc(1);
                 }
                 self.line(&format!(
                     "{host}: done ({} added, {} changed, {} destroyed)",
-                    counts.0, counts.1, counts.2
+                    counts.added, counts.changed, counts.destroyed
                 ));
-                self.json(serde_json::json!({ "type": "apply_complete", "host": host, "added": counts.0, "changed": counts.1, "destroyed": counts.2, "timestamp": timestamp() }));
+                self.json(serde_json::json!({ "type": "apply_complete", "host": host, "added": counts.added, "changed": counts.changed, "destroyed": counts.destroyed, "timestamp": timestamp() }));
             }
-            Event::HostFailed { host, error } => {
-                if let Progress::Bars { hosts, total, .. } = self {
-                    if let Some(bar) = hosts.lock().ok().and_then(|h| h.get(host).cloned()) {
-                        bar.abandon_with_message("FAILED");
-                    }
+            Event::TaskFailed { host, error } => {
+                if let Some(bar) = self.bar(host.as_str()) {
+                    bar.abandon_with_message("FAILED");
+                }
+                if let Progress::Bars { total, .. } = self {
                     total.inc(1);
                 }
                 self.line(&format!("{host}: FAILED: {error}"));
-                self.json(serde_json::json!({ "type": "apply_errored", "host": host, "error": error, "timestamp": timestamp() }));
+                self.json(serde_json::json!({ "type": "apply_errored", "host": host, "error": output::scrub(error), "timestamp": timestamp() }));
             }
-            Event::HostSkipped { host, reason } => {
+            Event::RolledBack {
+                host,
+                undone,
+                failed,
+            } => {
+                match failed {
+                    None => self.line(&format!(
+                        "{host}: undid {undone} steps: the previous files are back"
+                    )),
+                    Some(why) => self.line(&format!("{host}: undoing stopped short: {why}")),
+                }
+                self.json(serde_json::json!({ "type": "rollback", "host": host, "undone": undone, "failed": failed.as_deref().map(output::scrub), "timestamp": timestamp() }));
+            }
+            Event::TaskSkipped { host, reason } => {
                 if let Progress::Bars { total, .. } = self {
                     total.inc(1);
                 }

@@ -102,7 +102,7 @@ impl Layout {
             })
             .collect();
         Ok(Layout {
-            topology: topology.name.clone(),
+            topology: topology.name.to_string(),
             network: format!("infra-{}", topology.name),
             subnet,
             gateway,

@@ -228,8 +228,8 @@ pub async fn up(
     let image = image::ensure(&options.mirror, reporter).await?;
     let image_time = started.elapsed();
     let started = Instant::now();
-    let files = LabFiles::new(&topology.base_dir, &topology.name);
-    let public_key = files.ensure_key(&topology.name).await?;
+    let files = LabFiles::new(&topology.base_dir, topology.name.as_str());
+    let public_key = files.ensure_key(topology.name.as_str()).await?;
 
     let existing = docker::containers_labelled(LABEL_TOPOLOGY, &layout.topology).await?;
     // Hosts no longer in the topology, or everything with --recreate, go first: they may hold
@@ -316,7 +316,7 @@ pub async fn up(
 pub async fn status(topology: &Topology) -> Result<Vec<HostStatus>, LabError> {
     let layout = Layout::of(topology)?;
     docker::ensure_available().await?;
-    let files = LabFiles::new(&topology.base_dir, &topology.name);
+    let files = LabFiles::new(&topology.base_dir, topology.name.as_str());
     let existing = docker::containers_labelled(LABEL_TOPOLOGY, &layout.topology).await?;
     let mut tasks = tokio::task::JoinSet::new();
     for host in layout.hosts.clone() {
@@ -359,7 +359,7 @@ pub struct DownReport {
 pub async fn down(topology: &Topology, reporter: &dyn Reporter) -> Result<DownReport, LabError> {
     docker::ensure_available().await?;
     let mut report = DownReport::default();
-    for container in docker::containers_labelled(LABEL_TOPOLOGY, &topology.name).await? {
+    for container in docker::containers_labelled(LABEL_TOPOLOGY, topology.name.as_str()).await? {
         if container.label(LABEL_LAB).is_none() {
             continue;
         }
@@ -368,7 +368,7 @@ pub async fn down(topology: &Topology, reporter: &dyn Reporter) -> Result<DownRe
         report.containers.push(container.name);
     }
     for network in docker::networks().await? {
-        if network.labels.get(LABEL_TOPOLOGY) == Some(&topology.name)
+        if network.labels.get(LABEL_TOPOLOGY) == Some(&topology.name.to_string())
             && network.labels.contains_key(LABEL_LAB)
         {
             reporter.step(None, &format!("removing network `{}`", network.name));
@@ -376,7 +376,7 @@ pub async fn down(topology: &Topology, reporter: &dyn Reporter) -> Result<DownRe
             report.networks.push(network.name);
         }
     }
-    LabFiles::new(&topology.base_dir, &topology.name).remove()?;
+    LabFiles::new(&topology.base_dir, topology.name.as_str()).remove()?;
     Ok(report)
 }
 
@@ -671,4 +671,50 @@ async fn wait_for_ssh(
             Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
         }
     }
+}
+
+/// The lab's key and known_hosts, if the lab that wrote them is the one running here: this
+/// topology's lab containers exist on this machine, each labelled with a host of the topology
+/// and at its address. Files found in a checkout without such a lab (a pull request that added
+/// them, a copy of another machine's) are never used.
+pub async fn access(topology: &Topology) -> Option<crate::ssh::LabAccess> {
+    let files = LabFiles::new(&topology.base_dir, topology.name.as_str());
+    if !files.key().is_file() || !files.known_hosts().is_file() {
+        return None;
+    }
+    let containers = docker::containers_labelled(LABEL_TOPOLOGY, topology.name.as_str())
+        .await
+        .ok()?;
+    let ids: Vec<&str> = containers.iter().map(|c| c.id.as_str()).collect();
+    if ids.is_empty() {
+        return None;
+    }
+    let mut args = vec![
+        "inspect",
+        "--format",
+        "{{index .Config.Labels \"infra.host\"}} {{range .NetworkSettings.Networks}}{{if .IPAMConfig}}{{.IPAMConfig.IPv4Address}}{{end}} {{end}}",
+    ];
+    args.extend(ids);
+    let listed = docker::docker(&args).await.ok()?;
+    let addresses: Vec<(String, Vec<String>)> = listed
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let host = words.next()?.to_owned();
+            Some((host, words.map(str::to_owned).collect()))
+        })
+        .collect();
+    // Every container of this topology's lab is the topology's host of its name, at that
+    // host's address. (A host the lab does not have, such as one just added, is simply not
+    // reachable with the lab's key.)
+    let lab_matches = !addresses.is_empty()
+        && addresses.iter().all(|(name, ips)| {
+            topology.hosts.iter().any(|host| {
+                host.name.as_str() == name && ips.iter().any(|ip| *ip == host.address.to_string())
+            })
+        });
+    lab_matches.then(|| crate::ssh::LabAccess {
+        key: files.key(),
+        known_hosts: files.known_hosts(),
+    })
 }

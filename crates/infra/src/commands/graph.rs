@@ -2,19 +2,20 @@
 
 use infra_plan::graph::{self, GraphFormat};
 
-use super::{Outcome, SecretValues, load_with};
-use crate::cli::{Cli, GraphArgs, GraphFormatArg};
-use crate::output::Style;
+use crate::cli::{GraphArgs, GraphFormatArg};
+use crate::exit::Exit;
+use crate::ops::{self, SecretValues};
+use crate::settings::Settings;
 
 /// Prints the topology as a Mermaid or DOT diagram.
-pub fn run(cli: &Cli, args: &GraphArgs, style: Style) -> anyhow::Result<Outcome> {
-    let Some(loaded) = load_with(cli, style, SecretValues::NotNeeded)? else {
-        return Ok(Outcome::Failed);
+pub fn run(settings: &Settings, args: &GraphArgs) -> anyhow::Result<Exit> {
+    let Some(loaded) = ops::load(settings, SecretValues::NotNeeded)? else {
+        return Ok(Exit::Error);
     };
     let format = match args.format {
         GraphFormatArg::Mermaid => GraphFormat::Mermaid,
         GraphFormatArg::Dot => GraphFormat::Dot,
     };
-    print!("{}", graph::render(&loaded.topology, format));
-    Ok(Outcome::Success)
+    crate::output::out(&graph::render(&loaded.topology, format));
+    Ok(Exit::Success)
 }

@@ -5,9 +5,11 @@ use std::time::{Duration, Instant};
 
 use infra_exec::lab::{self, HostOutcome, Recreate, Reporter, UpOptions};
 
-use super::{Outcome, SecretValues, load_with};
-use crate::cli::{Cli, LabCommand};
-use crate::output::{Hinted, Style};
+use crate::cli::LabCommand;
+use crate::exit::Exit;
+use crate::ops::{self, SecretValues};
+use crate::output::Hinted;
+use crate::settings::Settings;
 
 /// Progress lines on stderr, prefixed with the elapsed time when not on a terminal.
 struct LineReporter {
@@ -23,8 +25,8 @@ impl Reporter for LineReporter {
             String::new()
         };
         match host {
-            Some(host) => eprintln!("{prefix}{host}: {message}"),
-            None => eprintln!("{prefix}{message}"),
+            Some(host) => crate::errln!("{prefix}{host}: {message}"),
+            None => crate::errln!("{prefix}{message}"),
         }
     }
 }
@@ -37,9 +39,9 @@ fn lab_error(error: lab::LabError) -> anyhow::Error {
 }
 
 /// Runs a lab subcommand.
-pub fn run(cli: &Cli, command: &LabCommand, style: Style) -> anyhow::Result<Outcome> {
-    let Some(loaded) = load_with(cli, style, SecretValues::NotNeeded)? else {
-        return Ok(Outcome::Failed);
+pub fn run(settings: &Settings, command: &LabCommand) -> anyhow::Result<Exit> {
+    let Some(loaded) = ops::load(settings, SecretValues::NotNeeded)? else {
+        return Ok(Exit::Error);
     };
     let topology = loaded.topology;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -63,7 +65,7 @@ pub fn run(cli: &Cli, command: &LabCommand, style: Style) -> anyhow::Result<Outc
             let report = runtime
                 .block_on(lab::up(&topology, &options, &reporter))
                 .map_err(lab_error)?;
-            println!(
+            crate::outln!(
                 "lab `{}` is up on network `{}` ({}): image {:?} in {:.1} s, hosts ready in {:.1} s",
                 report.layout.topology,
                 report.layout.network,
@@ -78,27 +80,30 @@ pub fn run(cli: &Cli, command: &LabCommand, style: Style) -> anyhow::Result<Outc
                     HostOutcome::Started => "started",
                     HostOutcome::Created => "created",
                 };
-                println!(
+                crate::outln!(
                     "  {:<12} {:<16} {:<8} {}",
-                    host.name, host.address, outcome, host.container
+                    host.name,
+                    host.address,
+                    outcome,
+                    host.container
                 );
             }
-            println!(
+            crate::outln!(
                 "ssh: ssh -F {} <address>",
                 report.files.ssh_config().display()
             );
-            Ok(Outcome::Success)
+            Ok(Exit::Success)
         }
         LabCommand::Status => {
             let statuses = runtime
                 .block_on(lab::status(&topology))
                 .map_err(lab_error)?;
-            println!("{:<12} {:<16} {:<10} ssh", "host", "address", "container");
+            crate::outln!("{:<12} {:<16} {:<10} ssh", "host", "address", "container");
             let mut all_good = true;
             for status in &statuses {
                 let state = status.container_state.as_deref().unwrap_or("absent");
                 all_good &= status.ssh;
-                println!(
+                crate::outln!(
                     "{:<12} {:<16} {:<10} {}",
                     status.host.name,
                     status.host.address,
@@ -106,23 +111,19 @@ pub fn run(cli: &Cli, command: &LabCommand, style: Style) -> anyhow::Result<Outc
                     if status.ssh { "answers" } else { "no answer" }
                 );
             }
-            Ok(if all_good {
-                Outcome::Success
-            } else {
-                Outcome::Failed
-            })
+            Ok(if all_good { Exit::Success } else { Exit::Error })
         }
         LabCommand::Down => {
             let report = runtime
                 .block_on(lab::down(&topology, &reporter))
                 .map_err(lab_error)?;
-            println!(
+            crate::outln!(
                 "lab `{}` is down: removed {} containers and {} networks",
                 topology.name,
                 report.containers.len(),
                 report.networks.len()
             );
-            Ok(Outcome::Success)
+            Ok(Exit::Success)
         }
     }
 }

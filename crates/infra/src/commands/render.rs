@@ -1,32 +1,36 @@
 //! `infra render`.
 
-use std::io::Write as _;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::Context as _;
-use infra_plan::{HostState, ManagedFile, Origin};
+use infra_plan::{Display, HostState, ManagedFile, Origin, Sensitivity};
 
-use super::{Outcome, load, templates};
 use crate::certificate::{self, Keep};
-use crate::cli::{Cli, RenderArgs};
-use crate::output::{Hinted, Style};
+use crate::cli::RenderArgs;
+use crate::exit::Exit;
+use crate::ops::{self, SecretValues};
+use crate::output::Hinted;
+use crate::settings::Settings;
 
 /// Prints, or writes under `--out`, every file `apply` would put on each host.
-pub fn run(cli: &Cli, args: &RenderArgs, style: Style) -> anyhow::Result<Outcome> {
-    let Some(loaded) = load(cli, style)? else {
-        return Ok(Outcome::Failed);
+pub fn run(settings: &Settings, args: &RenderArgs) -> anyhow::Result<Exit> {
+    let Some(loaded) = ops::load(settings, SecretValues::Required)? else {
+        return Ok(Exit::Error);
     };
     let topology = &loaded.topology;
     for wanted in &args.hosts {
         if !topology.hosts.iter().any(|h| h.name.as_str() == wanted) {
             let names: Vec<&str> = topology.hosts.iter().map(|h| h.name.as_str()).collect();
             anyhow::bail!(Hinted::new(
-                format!("no host `{wanted}` in the topology"),
+                format!(
+                    "no host `{}` in the topology",
+                    infra_topology::text::visible_line(wanted)
+                ),
                 format!("the hosts are: {}", names.join(", "))
             ));
         }
     }
-    let templates = templates(topology)?;
+    let templates = ops::templates(topology)?;
     let certificate = certificate::generated(topology, Keep::OnDisk)?;
     let desired = infra_plan::desired_state(topology, &templates, certificate.as_ref())?;
     let selected: Vec<&HostState> = desired
@@ -42,10 +46,13 @@ pub fn run(cli: &Cli, args: &RenderArgs, style: Style) -> anyhow::Result<Outcome
 
 /// The bytes shown for `file`: the real content, or with secrets replaced.
 fn shown(file: &ManagedFile, show_sensitive: bool) -> Vec<u8> {
-    if show_sensitive || !file.sensitive {
-        file.content.clone()
-    } else {
-        file.display.clone().unwrap_or_default().into_bytes()
+    match (file.sensitivity, &file.display) {
+        (Sensitivity::Plain, _) => file.content.clone(),
+        (Sensitivity::Sensitive, _) if show_sensitive => file.content.clone(),
+        (Sensitivity::Sensitive, Display::Text(text)) => text.clone().into_bytes(),
+        (Sensitivity::Sensitive, Display::Binary) => {
+            crate::output::scrub("(sensitive value)").into_bytes()
+        }
     }
 }
 
@@ -57,81 +64,151 @@ fn origin(file: &ManagedFile) -> String {
     }
 }
 
-fn print_all(hosts: &[&HostState], show_sensitive: bool) -> anyhow::Result<Outcome> {
+/// Writes `bytes` to standard output as they are (with `--show-sensitive` they hold the
+/// secrets the user asked to see). A closed pipe ends the output quietly.
+fn raw(out: &mut std::io::StdoutLock<'_>, bytes: &[u8]) -> bool {
+    use std::io::Write as _;
+    out.write_all(bytes).is_ok()
+}
+
+fn print_all(hosts: &[&HostState], show_sensitive: bool) -> anyhow::Result<Exit> {
     let mut out = std::io::stdout().lock();
     for host in hosts {
         let tiers: Vec<&str> = host.tiers.iter().map(|t| t.key()).collect();
-        writeln!(
-            out,
-            "### host {} ({}) tiers: {}",
+        let packages: Vec<&str> = host.packages.iter().map(|p| p.as_str()).collect();
+        let units: Vec<&str> = host.services.iter().map(|s| s.unit.as_str()).collect();
+        let mut header = format!(
+            "### host {} ({}) tiers: {}\n### packages: {}\n### services: {}\n",
             host.name,
             host.address,
-            tiers.join(", ")
-        )?;
-        writeln!(out, "### packages: {}", host.packages.join(" "))?;
-        let units: Vec<&str> = host.services.iter().map(|s| s.unit.as_str()).collect();
-        writeln!(out, "### services: {}", units.join(" "))?;
+            tiers.join(", "),
+            packages.join(" "),
+            units.join(" ")
+        );
         for absent in &host.absent_files {
-            writeln!(out, "### absent: {absent}")?;
+            header.push_str(&format!("### absent: {}\n", absent.path));
+        }
+        if !raw(&mut out, header.as_bytes()) {
+            return Ok(Exit::Success);
         }
         for file in &host.files {
-            writeln!(
-                out,
-                "### file {}:{} ({} {}:{}, {}{})",
+            let sensitive = file.sensitivity == Sensitivity::Sensitive && !show_sensitive;
+            let header = format!(
+                "### file {}:{} ({} {}:{}, {}{})\n",
                 host.name,
                 file.path,
                 file.mode,
                 file.owner,
                 file.group,
                 origin(file),
-                if file.sensitive && !show_sensitive {
-                    ", sensitive"
-                } else {
-                    ""
-                }
-            )?;
+                if sensitive { ", sensitive" } else { "" }
+            );
             let bytes = shown(file, show_sensitive);
-            match std::str::from_utf8(&bytes) {
-                Ok(text) => {
-                    out.write_all(text.as_bytes())?;
-                    if !text.ends_with('\n') {
-                        writeln!(out)?;
-                    }
-                }
-                Err(_) => writeln!(
-                    out,
-                    "(binary, {} bytes, sha256 {})",
-                    bytes.len(),
-                    file.sha256
-                )?,
+            let body = match std::str::from_utf8(&bytes) {
+                Ok(text) if text.ends_with('\n') => text.to_owned(),
+                Ok(text) => format!("{text}\n"),
+                Err(_) => format!("(binary, {} bytes, sha256 {})\n", bytes.len(), file.sha256),
+            };
+            if !raw(&mut out, header.as_bytes()) || !raw(&mut out, body.as_bytes()) {
+                return Ok(Exit::Success);
             }
         }
-        writeln!(out)?;
+        if !raw(&mut out, b"\n") {
+            return Ok(Exit::Success);
+        }
     }
-    Ok(Outcome::Success)
+    Ok(Exit::Success)
 }
 
-fn write_tree(dir: &Path, hosts: &[&HostState], show_sensitive: bool) -> anyhow::Result<Outcome> {
-    use std::os::unix::fs::PermissionsExt as _;
+/// Writes the files under `dir/<host>/<path>`. Nothing is written through a link: a link
+/// anywhere on the way is refused, and each file is created new (an existing one is
+/// unlinked first, which removes a link rather than following it) with its final mode before
+/// any byte is written.
+fn write_tree(dir: &Path, hosts: &[&HostState], show_sensitive: bool) -> anyhow::Result<Exit> {
     let mut written = 0;
+    ensure_folder(dir)?;
     for host in hosts {
-        let root = dir.join(host.name.as_str());
         for file in &host.files {
-            let relative = file.path.trim_start_matches('/');
-            let target = root.join(relative);
-            if let Some(parent) = target.parent() {
-                fs_err::create_dir_all(parent)?;
-            }
-            fs_err::write(&target, shown(file, show_sensitive))?;
-            fs_err::set_permissions(&target, std::fs::Permissions::from_mode(file.mode.0))
-                .with_context(|| format!("cannot set the mode of `{}`", target.display()))?;
+            let relative: PathBuf =
+                Path::new(host.name.as_str()).join(file.path.as_str().trim_start_matches('/'));
+            let target = folders_to(dir, &relative)?;
+            write_new(&target, &shown(file, show_sensitive), file.mode.0)?;
             written += 1;
         }
     }
-    println!(
+    crate::outln!(
         "wrote {written} files for {} hosts under `{}`",
         hosts.len(),
         dir.display()
     );
-    Ok(Outcome::Success)
+    Ok(Exit::Success)
+}
+
+/// Makes `path` a folder (0700 when new), refusing a link in its place.
+fn ensure_folder(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) if metadata.file_type().is_symlink() => {
+            anyhow::bail!(Hinted::new(
+                format!(
+                    "`{}` is a link: refusing to write through it",
+                    path.display()
+                ),
+                "write into a folder of your own"
+            ))
+        }
+        Ok(metadata) if metadata.is_dir() => Ok(()),
+        Ok(_) => anyhow::bail!("`{}` is not a folder", path.display()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(path)
+            .with_context(|| format!("cannot create `{}`", path.display())),
+        Err(error) => Err(error).with_context(|| format!("cannot read `{}`", path.display())),
+    }
+}
+
+/// Creates the folders of `relative` under `root` one at a time, refusing links; returns the
+/// file's full path.
+fn folders_to(root: &Path, relative: &Path) -> anyhow::Result<PathBuf> {
+    let components: Vec<Component<'_>> = relative.components().collect();
+    let mut current = root.to_path_buf();
+    for (index, component) in components.iter().enumerate() {
+        let Component::Normal(part) = component else {
+            anyhow::bail!("`{}` is not a plain relative path", relative.display());
+        };
+        current.push(part);
+        if index + 1 < components.len() {
+            ensure_folder(&current)?;
+        }
+    }
+    Ok(current)
+}
+
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) if metadata.is_dir() => {
+            anyhow::bail!(
+                "`{}` is a folder: cannot write a file there",
+                path.display()
+            )
+        }
+        Ok(_) => std::fs::remove_file(path)
+            .with_context(|| format!("cannot replace `{}`", path.display()))?,
+        Err(_) => {}
+    }
+    const O_NOFOLLOW: i32 = 0o400000;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(O_NOFOLLOW)
+        .open(path)
+        .with_context(|| format!("cannot create `{}`", path.display()))?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set the mode of `{}`", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("cannot write `{}`", path.display()))?;
+    Ok(())
 }

@@ -1,91 +1,78 @@
 //! `infra status`.
 
+use infra_exec::hosts::for_each_host;
 use infra_exec::ssh::Connection;
 use infra_exec::status;
 
-use super::plan::{connect_options, selected_hosts};
-use super::{Outcome, load, templates};
-use crate::certificate::{self, Keep};
-use crate::cli::{Cli, StatusArgs};
-use crate::output::Style;
+use super::runtime;
+use crate::cli::StatusArgs;
+use crate::exit::Exit;
+use crate::ops::{self, SecretValues};
+use crate::settings::Settings;
 
 /// Prints each host's services and health checks; exit 1 when any is not fine.
-pub fn run(cli: &Cli, args: &StatusArgs, style: Style) -> anyhow::Result<Outcome> {
-    let Some(loaded) = load(cli, style)? else {
-        return Ok(Outcome::Failed);
+pub fn run(settings: &Settings, args: &StatusArgs) -> anyhow::Result<Exit> {
+    let Some(prepared) = ops::prepare(settings, SecretValues::Required)? else {
+        return Ok(Exit::Error);
     };
-    let topology = loaded.topology;
-    let selected = selected_hosts(&topology, &args.connect)?;
-    let templates = templates(&topology)?;
-    let certificate = certificate::generated(&topology, Keep::OnDisk)?;
-    let desired = infra_plan::desired_state(&topology, &templates, certificate.as_ref())?;
-    let options = connect_options(&topology, &args.connect);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let topology = &prepared.topology;
+    let hosts = ops::selected(topology, &args.connect)?;
+    let runtime = runtime()?;
     let results = runtime.block_on(async {
-        let mut tasks = tokio::task::JoinSet::new();
-        for state in desired
+        let options = ops::ssh_options(settings, topology, &args.connect).await?;
+        let items: Vec<_> = prepared
+            .desired
             .hosts
             .iter()
-            .filter(|h| selected.contains(&h.name.to_string()))
-        {
-            let Some(host) = topology.host(&state.name).cloned() else {
-                continue;
-            };
-            let script = status::script(&topology, state);
-            let options = options.clone();
-            tasks.spawn(async move {
-                let result = match Connection::open(&host, &options).await {
-                    Ok(connection) => {
-                        let output = connection.run_script(&script).await;
-                        connection.close().await;
-                        output
-                            .map(|o| status::parse(&o.stdout))
-                            .map_err(|e| e.to_string())
-                    }
-                    Err(error) => Err(error.to_string()),
-                };
-                (host.name.to_string(), result)
-            });
-        }
-        let mut results = Vec::new();
-        while let Some(Ok(result)) = tasks.join_next().await {
-            results.push(result);
-        }
-        results
-    });
-    let mut results = results;
-    results.sort_by_key(|(name, _)| desired.hosts.iter().position(|h| h.name.as_str() == name));
+            .filter_map(|state| {
+                let host = hosts.iter().find(|h| h.name == state.name)?.clone();
+                Some((host.name.clone(), (host, status::script(topology, state))))
+            })
+            .collect();
+        let results = for_each_host(
+            items,
+            usize::from(args.connect.parallelism),
+            |_, (host, script)| {
+                let options = options.clone();
+                async move {
+                    let connection = Connection::open(&host, &options).await?;
+                    let output = connection.run_script(&script).await;
+                    connection.close().await;
+                    Ok(status::parse(&output?.stdout))
+                }
+            },
+        )
+        .await;
+        anyhow::Ok(results)
+    })?;
     let mut all_fine = true;
-    println!(
+    crate::outln!(
         "{:<10} {:<8} {:<28} {:<5} detail",
-        "host", "kind", "name", "state"
+        "host",
+        "kind",
+        "name",
+        "state"
     );
     for (host, result) in &results {
         match result {
             Ok(lines) => {
                 for line in lines {
                     all_fine &= line.ok;
-                    println!(
+                    crate::outln!(
                         "{:<10} {:<8} {:<28} {:<5} {}",
                         host,
                         line.kind,
-                        line.name,
+                        infra_topology::text::visible_line(&line.name),
                         if line.ok { "ok" } else { "FAIL" },
-                        line.detail
+                        infra_topology::text::visible_line(&line.detail)
                     );
                 }
             }
             Err(error) => {
                 all_fine = false;
-                println!("{host:<10} {:<8} {:<28} FAIL  {error}", "host", "ssh");
+                crate::outln!("{host:<10} {:<8} {:<28} FAIL  {error}", "host", "ssh");
             }
         }
     }
-    Ok(if all_fine {
-        Outcome::Success
-    } else {
-        Outcome::Failed
-    })
+    Ok(if all_fine { Exit::Success } else { Exit::Error })
 }

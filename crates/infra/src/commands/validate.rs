@@ -3,18 +3,18 @@
 use anyhow::Context as _;
 use infra_topology::Tier;
 
-use super::{Outcome, load, templates};
 use crate::certificate::{self, Keep};
-use crate::cli::Cli;
-use crate::output::Style;
+use crate::exit::Exit;
+use crate::ops::{self, SecretValues};
+use crate::settings::Settings;
 
 /// Checks the topology and renders every template (in memory) so template errors show too.
-pub fn run(cli: &Cli, style: Style) -> anyhow::Result<Outcome> {
-    let Some(loaded) = load(cli, style)? else {
-        return Ok(Outcome::Failed);
+pub fn run(settings: &Settings) -> anyhow::Result<Exit> {
+    let Some(loaded) = ops::load(settings, SecretValues::Required)? else {
+        return Ok(Exit::Error);
     };
     let topology = &loaded.topology;
-    let templates = templates(topology)?;
+    let templates = ops::templates(topology)?;
     let certificate = certificate::generated(topology, Keep::InMemory)?;
     infra_plan::desired_state(topology, &templates, certificate.as_ref())
         .context("the topology is valid but its files cannot be rendered")?;
@@ -25,12 +25,12 @@ pub fn run(cli: &Cli, style: Style) -> anyhow::Result<Outcome> {
         .filter(|(_, count)| *count > 0)
         .map(|(tier, count)| format!("{count} {}", tier.key()))
         .collect();
-    println!(
+    crate::outln!(
         "`{}` is valid: topology `{}`, {} hosts ({})",
-        cli.global.file.display(),
+        settings.file.display(),
         topology.name,
         topology.hosts.len(),
         tiers.join(", ")
     );
-    Ok(Outcome::Success)
+    Ok(Exit::Success)
 }

@@ -1,0 +1,100 @@
+//! The shell scripts the SSH transport sends: one per round trip, on stdin to `sh -s` as root.
+//! Every value in them is shell-quoted ([`infra_plan::shell::quote`]) or was checked by a rule
+//! when it was read; secrets travel only inside the scripts, never on a command line.
+//!
+//! Scripts answer with tab-separated lines that are parsed here and only here.
+
+pub mod gather;
+pub mod lock;
+pub mod steps;
+
+use infra_plan::shell::quote;
+use infra_topology::Name;
+
+/// Where `infra` keeps its own things on a host.
+pub const STATE_ROOT: &str = infra_plan::record::STATE_ROOT;
+
+/// The start of every script: strict, private files, a fixed locale.
+const PRELUDE: &str =
+    "set -u\numask 077\nexport LC_ALL=C DEBIAN_FRONTEND=noninteractive\nR=/var/lib/infra\n";
+
+/// Replays a record's journal into its current `+` lines (`replay < journal`): later lines win,
+/// `-` lines remove, an owed restart is never lowered to a reload. `complete FILE` prints a
+/// journal without a last line cut by a crash.
+const RECORD_FUNCTIONS: &str = r#"complete() { if [ -n "$(tail -c 1 "$1")" ]; then sed '$d' "$1"; else cat "$1"; fi; }
+replay() { awk -F'\t' '
+  NR == 1 { next }
+  $1 == "serial" { next }
+  $1 == "intent" { k = "install"; if (!(k in seen)) { seen[k] = 1; order[++n] = k }; v[k] = $0; next }
+  $1 == "done" { delete v["install"]; next }
+  substr($1, 1, 1) == "+" { k = substr($1, 2) FS $2; if ($1 == "+owed" && (k in v) && v[k] ~ /\trestart$/) next; if (!(k in seen)) { seen[k] = 1; order[++n] = k }; v[k] = $0; next }
+  substr($1, 1, 1) == "-" { delete v[substr($1, 2) FS $2]; next }
+  END { for (i = 1; i <= n; i++) if (order[i] in v) print v[order[i]] }'; }
+"#;
+
+/// The prelude plus the variables naming `topology`'s record and redacted copies.
+fn prelude(topology: &Name) -> String {
+    format!(
+        "{PRELUDE}T={topology}\nJ=\"$R/record/$T\"\nD=\"$R/display/$T\"\n{RECORD_FUNCTIONS}",
+        topology = quote(topology.as_str())
+    )
+}
+
+/// Decodes a base64 field of an answer.
+fn decode(field: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(field.trim())
+        .map_err(|_| "a field that is not base64".to_owned())
+}
+
+/// Decodes a base64 field as text (lossily: it is shown, never executed).
+fn decode_text(field: &str) -> Result<String, String> {
+    decode(field).map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Appends `text` as base64 lines inside a quoted here-document named `INFRA_DATA`.
+fn heredoc(script: &mut String, bytes: &[u8]) {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+    script.push_str("<<'INFRA_DATA'\n");
+    for chunk in encoded.as_bytes().chunks(76) {
+        script.push_str(&String::from_utf8_lossy(chunk));
+        script.push('\n');
+    }
+    script.push_str("INFRA_DATA\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// The journal replay in shell and the record parser in Rust agree.
+    #[test]
+    fn the_shell_replay_matches_the_record_parser() {
+        let journal = "infra-record\t1\tt\tab\nserial\t2\n+package\thaproxy\n+file\t/etc/a\t0000000000000000000000000000000000000000000000000000000000000000\tplain\n\
+            +owed\tx.service\trestart\n+owed\tx.service\treload\n-package\thaproxy\n+package\tnginx\n\
+            intent\tinstall\tnginx\n+owed\ty.service\treload\n-owed\ty.service\nserial\t3\n+package\tcut";
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("journal");
+        std::fs::write(&file, journal).expect("write");
+        let output = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{RECORD_FUNCTIONS}complete \"$1\" | replay"))
+            .arg("sh")
+            .arg(&file)
+            .output()
+            .expect("sh runs");
+        let replayed = String::from_utf8_lossy(&output.stdout).into_owned();
+        let compacted = format!("infra-record\t1\tt\tab\nserial\t3\n{replayed}");
+        let from_shell = infra_plan::record::parse(&compacted)
+            .expect("parses")
+            .expect("a record");
+        let from_rust = infra_plan::record::parse(journal)
+            .expect("parses")
+            .expect("a record");
+        assert_eq!(from_shell, from_rust, "shell replay:\n{replayed}");
+        assert!(!replayed.contains("cut"), "a cut last line is dropped");
+    }
+}

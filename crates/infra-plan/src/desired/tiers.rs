@@ -1,0 +1,307 @@
+//! What each tier puts on its hosts.
+
+use infra_topology::{AccountName, Host, RemotePath, SqlAccount, Tier, TlsMode, Topology};
+
+use super::build::{EdgeCertificate, FileSpec, Renderer, directory, managed_file, package};
+use super::upload::upload;
+use super::{
+    AbsentFile, Check, DatabaseAccount, DatabaseObjects, DatabaseRole, Directory, Display, Grant,
+    HostState, Mode, Origin, ReplicationSource, Sensitivity, Service, Trigger,
+};
+use crate::RenderError;
+use crate::context;
+use crate::paths;
+
+pub(super) fn load_balancer(
+    topology: &Topology,
+    renderer: &Renderer<'_>,
+    certificate: Option<&EdgeCertificate>,
+    state: &mut HostState,
+) -> Result<(), RenderError> {
+    let haproxy = paths::unit("haproxy.service");
+    let keepalived = paths::unit("keepalived.service");
+    state
+        .packages
+        .extend([package("haproxy"), package("keepalived")]);
+    if let (Some(certificate), Some(lb)) = (certificate, &topology.load_balancer)
+        && lb.tls.mode == TlsMode::Terminate
+    {
+        state.directories.push(directory(
+            RemotePath::from_static("/etc/haproxy/certs"),
+            0o700,
+        ));
+        let bundle = format!(
+            "{}\n{}\n",
+            certificate.chain_pem.trim_end(),
+            certificate.key_pem.expose().trim_end()
+        );
+        let display = format!(
+            "{}\n{}\n",
+            certificate.chain_pem.trim_end(),
+            context::PLACEHOLDER
+        );
+        state.edge_certificate = Some(super::CertificateFiles::Bundle {
+            path: paths::haproxy_pem(topology),
+        });
+        let mut bundle_file = managed_file(
+            FileSpec {
+                path: paths::haproxy_pem(topology),
+                mode: 0o600,
+                check: None,
+                notify: Some((haproxy.clone(), Trigger::Reload)),
+            },
+            bundle.into_bytes(),
+            Display::Text(display),
+            Origin::Generated("edge certificate and key".to_owned()),
+            Sensitivity::Sensitive,
+        );
+        bundle_file.note.clone_from(&certificate.renewal);
+        state.files.push(bundle_file);
+    }
+    state.files.push(renderer.file(
+        "haproxy.cfg",
+        FileSpec {
+            path: paths::haproxy_cfg(),
+            mode: 0o644,
+            check: Some(Check::Haproxy),
+            notify: Some((haproxy.clone(), Trigger::Reload)),
+        },
+    )?);
+    state.files.push(renderer.file(
+        "keepalived.conf",
+        FileSpec {
+            path: paths::keepalived_conf(),
+            mode: 0o600,
+            check: Some(Check::Keepalived),
+            notify: Some((keepalived.clone(), Trigger::Reload)),
+        },
+    )?);
+    state.services.push(Service {
+        unit: haproxy,
+        on_change: Trigger::Reload,
+    });
+    state.services.push(Service {
+        unit: keepalived,
+        on_change: Trigger::Reload,
+    });
+    Ok(())
+}
+
+pub(super) fn web(
+    topology: &Topology,
+    renderer: &Renderer<'_>,
+    certificate: Option<&EdgeCertificate>,
+    state: &mut HostState,
+) -> Result<(), RenderError> {
+    let Some(web) = &topology.web else {
+        return Ok(());
+    };
+    let nginx = paths::unit("nginx.service");
+    state.packages.push(package("nginx"));
+    if let (Some(certificate), Some(lb)) = (certificate, &topology.load_balancer)
+        && lb.tls.mode == TlsMode::Passthrough
+    {
+        state
+            .directories
+            .push(directory(RemotePath::from_static("/etc/nginx/tls"), 0o700));
+        state.edge_certificate = Some(super::CertificateFiles::Pair {
+            chain: paths::nginx_certificate(topology),
+            key: paths::nginx_key(topology),
+        });
+        let first = state.files.len();
+        state.files.push(managed_file(
+            FileSpec {
+                path: paths::nginx_certificate(topology),
+                mode: 0o644,
+                check: None,
+                notify: Some((nginx.clone(), Trigger::Reload)),
+            },
+            certificate.chain_pem.clone().into_bytes(),
+            Display::Text(certificate.chain_pem.clone()),
+            Origin::Generated("edge certificate".to_owned()),
+            Sensitivity::Plain,
+        ));
+        state.files.push(managed_file(
+            FileSpec {
+                path: paths::nginx_key(topology),
+                mode: 0o600,
+                check: None,
+                notify: Some((nginx.clone(), Trigger::Reload)),
+            },
+            certificate.key_pem.expose().as_bytes().to_vec(),
+            Display::Text(format!("{}\n", context::PLACEHOLDER)),
+            Origin::Generated("edge certificate key".to_owned()),
+            Sensitivity::Sensitive,
+        ));
+        for file in &mut state.files[first..] {
+            file.note.clone_from(&certificate.renewal);
+        }
+    }
+    match &web.static_dir {
+        Some(static_dir) => upload(topology, static_dir, &web.root, None, state)?,
+        None => state.directories.push(directory(web.root.clone(), 0o755)),
+    }
+    state.files.push(renderer.file(
+        "nginx-site.conf",
+        FileSpec {
+            path: paths::nginx_site(topology),
+            mode: 0o644,
+            check: Some(Check::Nginx),
+            notify: Some((nginx.clone(), Trigger::Reload)),
+        },
+    )?);
+    state.absent_files.push(AbsentFile {
+        path: paths::nginx_default_site(),
+        brought_by: package("nginx"),
+        reload: nginx.clone(),
+    });
+    state.services.push(Service {
+        unit: nginx,
+        on_change: Trigger::Reload,
+    });
+    Ok(())
+}
+
+pub(super) fn app(
+    topology: &Topology,
+    renderer: &Renderer<'_>,
+    state: &mut HostState,
+) -> Result<(), RenderError> {
+    let Some(app) = &topology.app else {
+        return Ok(());
+    };
+    let unit = app.unit();
+    state.packages.extend(app.packages.iter().cloned());
+    match &app.source {
+        Some(source) => upload(
+            topology,
+            source,
+            &app.install_dir,
+            Some((unit.clone(), Trigger::Restart)),
+            state,
+        )?,
+        None => state
+            .directories
+            .push(directory(app.install_dir.clone(), 0o755)),
+    }
+    state
+        .directories
+        .push(directory(paths::app_etc(&app.name), 0o755));
+    state.files.push(renderer.file(
+        "app.env",
+        FileSpec {
+            path: paths::app_environment(&app.name),
+            mode: 0o600,
+            check: None,
+            notify: Some((unit.clone(), Trigger::Restart)),
+        },
+    )?);
+    state.files.push(renderer.file(
+        "app.service",
+        FileSpec {
+            path: paths::app_unit(&app.name),
+            mode: 0o644,
+            check: Some(Check::SystemdUnit),
+            notify: Some((unit.clone(), Trigger::Restart)),
+        },
+    )?);
+    state.services.push(Service {
+        unit,
+        on_change: Trigger::Restart,
+    });
+    Ok(())
+}
+
+pub(super) fn database(
+    topology: &Topology,
+    host: &Host,
+    renderer: &Renderer<'_>,
+    state: &mut HostState,
+) -> Result<(), RenderError> {
+    let Some(db) = &topology.database else {
+        return Ok(());
+    };
+    let role = if db.primary == host.name {
+        DatabaseRole::Primary
+    } else {
+        DatabaseRole::Replica
+    };
+    let mariadb = paths::unit("mariadb.service");
+    state.packages.push(package("mariadb-server"));
+    // The binary and relay logs live here; Debian's package does not always create it.
+    let mysql = AccountName::new("mysql").expect("`mysql` is a valid account name");
+    state.directories.push(Directory {
+        path: RemotePath::from_static("/var/log/mysql"),
+        owner: mysql.clone(),
+        group: mysql,
+        mode: Mode(0o750),
+    });
+    let template = match role {
+        DatabaseRole::Primary => "mariadb-primary.cnf",
+        DatabaseRole::Replica => "mariadb-replica.cnf",
+    };
+    state.files.push(renderer.file(
+        template,
+        FileSpec {
+            path: paths::mariadb_cnf(),
+            mode: 0o644,
+            check: Some(Check::Mariadb),
+            notify: Some((mariadb.clone(), Trigger::Restart)),
+        },
+    )?);
+    state.services.push(Service {
+        unit: mariadb,
+        on_change: Trigger::Restart,
+    });
+    let addresses = |tier: Tier| -> Vec<std::net::IpAddr> {
+        topology
+            .tier_hosts(tier)
+            .iter()
+            .map(|h| h.address)
+            .collect()
+    };
+    let mut users = vec![DatabaseAccount {
+        name: db.app_user.name.clone(),
+        hosts: addresses(Tier::App),
+        grant: Grant::AllOn(db.name.clone()),
+        password: db.app_user.password.clone(),
+    }];
+    if let Some(replication) = &db.replication_user {
+        users.push(DatabaseAccount {
+            name: replication.name.clone(),
+            hosts: db
+                .replicas
+                .iter()
+                .filter_map(|r| topology.host(r))
+                .map(|h| h.address)
+                .collect(),
+            grant: Grant::Replication,
+            password: replication.password.clone(),
+        });
+    }
+    let replication_source = match (role, &db.replication_user, topology.host(&db.primary)) {
+        (DatabaseRole::Replica, Some(user), Some(primary)) => Some(ReplicationSource {
+            host: primary.address,
+            port: db.port,
+            user: user.name.clone(),
+        }),
+        _ => None,
+    };
+    state.database = Some(DatabaseObjects {
+        role,
+        database: db.name.clone(),
+        users,
+        replication_source,
+    });
+    Ok(())
+}
+
+impl DatabaseAccount {
+    /// One account per client address, as MariaDB keys them.
+    pub fn accounts(&self) -> Vec<SqlAccount> {
+        self.hosts
+            .iter()
+            .map(|host| SqlAccount::new(self.name.clone(), *host))
+            .collect()
+    }
+}

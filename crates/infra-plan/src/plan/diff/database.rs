@@ -1,0 +1,259 @@
+//! MariaDB: the server runs its new configuration first (a replica needs its own `server_id`
+//! before it can replicate), then the database, accounts, grants and replication.
+
+use infra_topology::{SqlAccount, UnitName};
+use serde_json::{Value, json};
+
+use super::HostDiff;
+use crate::desired::{DatabaseRole, Grant};
+use crate::facts::DatabaseFacts;
+use crate::paths;
+use crate::plan::change::{Action, Change, ResourceKind};
+use crate::plan::{PasswordOf, SqlStep, Step, StepKind};
+
+/// MariaDB's `mysql_native_password` hash: `*` and the upper-case hex of SHA1(SHA1(password)).
+pub fn mysql_native_password(password: &str) -> String {
+    use sha1::Digest as _;
+    let once = sha1::Sha1::digest(password.as_bytes());
+    let twice = sha1::Sha1::digest(once);
+    format!("*{}", crate::hash::hex(&twice).to_uppercase())
+}
+
+impl HostDiff<'_> {
+    /// The unit of the database server this host runs, if it runs one.
+    pub(super) fn database_unit(&self) -> Option<UnitName> {
+        self.wanted
+            .database
+            .as_ref()
+            .map(|_| paths::unit("mariadb.service"))
+    }
+
+    pub(super) fn database(&mut self) {
+        let facts = self.facts.database.clone().unwrap_or_default();
+        let mut sql = Vec::new();
+        if let Some(objects) = self.wanted.database.clone() {
+            if objects.role == DatabaseRole::Primary {
+                self.primary_objects(&objects, &facts, &mut sql);
+            }
+            if let Some(source) = &objects.replication_source {
+                let now = facts.replication.as_ref();
+                let right = now.is_some_and(|r| {
+                    r.source_host == source.host.to_string()
+                        && r.user == source.user.as_str()
+                        && r.source_port == source.port.to_string()
+                        && r.using_gtid.eq_ignore_ascii_case("Slave_Pos")
+                });
+                let running = now.is_some_and(|r| r.io_running == "Yes" && r.sql_running == "Yes");
+                let action = match (now, right && running) {
+                    (None, _) => Action::Create,
+                    (Some(_), true) => Action::NoOp,
+                    (Some(_), false) => Action::Update,
+                };
+                if action != Action::NoOp {
+                    sql.push(Step::new(StepKind::Sql(SqlStep::Replicate {
+                        source: source.host,
+                        port: source.port,
+                        user: source.user.clone(),
+                        password: PasswordOf(source.user.clone()),
+                    })));
+                }
+                let before = now.map_or(Value::Null, |r| {
+                    json!({ "source": format!("{}:{}", r.source_host, r.source_port), "user": r.user, "gtid": r.using_gtid, "io_running": r.io_running, "sql_running": r.sql_running })
+                });
+                self.changes.push(
+                    Change::new(ResourceKind::Replication, source.host.to_string(), action)
+                        .before(before)
+                        .after(json!({ "source": format!("{}:{}", source.host, source.port), "user": source.user, "gtid": "Slave_Pos", "io_running": "Yes", "sql_running": "Yes" })),
+                );
+            } else if self.record.replication && !self.destroying() {
+                sql.push(Step::new(StepKind::Sql(SqlStep::StopReplication)));
+                self.changes.push(
+                    Change::new(ResourceKind::Replication, "primary", Action::Delete)
+                        .before(json!({ "configured_by": "infra" })),
+                );
+            }
+            self.unwanted_accounts(&objects.users, &mut sql);
+            if let Some(unit) = self.database_unit() {
+                let active = self
+                    .facts
+                    .services
+                    .get(&unit)
+                    .is_some_and(|s| s.is_active());
+                let start = match self.run_step(&unit, active) {
+                    Some(step) => Some(step),
+                    // SQL needs the server up, whatever the facts said before the install.
+                    None if !sql.is_empty() => Some(
+                        Step::new(StepKind::StartUnit { unit: unit.clone() })
+                            .because("the SQL below needs it"),
+                    ),
+                    None => None,
+                };
+                self.database.extend(start);
+            }
+        } else if self.destroying() && self.deleting_data() {
+            self.dropped_data(&mut sql);
+        } else if !self.destroying() {
+            self.unwanted_accounts(&[], &mut sql);
+        }
+        self.database.extend(sql);
+    }
+
+    fn primary_objects(
+        &mut self,
+        objects: &crate::desired::DatabaseObjects,
+        facts: &DatabaseFacts,
+        sql: &mut Vec<Step>,
+    ) {
+        let reachable = facts.reachable;
+        let exists = reachable && facts.databases.contains(&objects.database);
+        if !exists {
+            sql.push(Step::new(StepKind::Sql(SqlStep::CreateDatabase {
+                database: objects.database.clone(),
+            })));
+        }
+        self.changes.push(
+            Change::new(
+                ResourceKind::Database,
+                objects.database.as_str(),
+                if exists { Action::NoOp } else { Action::Create },
+            )
+            .before(if exists {
+                json!({ "exists": true })
+            } else {
+                Value::Null
+            })
+            .after(json!({ "exists": true })),
+        );
+        for user in &objects.users {
+            let want = mysql_native_password(user.password.expose());
+            for account in user.accounts() {
+                let name = account.to_string();
+                let (action, step) = match facts.users.get(&account) {
+                    None => (
+                        Action::Create,
+                        Some(SqlStep::CreateAccount {
+                            account: account.clone(),
+                            password: PasswordOf(user.name.clone()),
+                        }),
+                    ),
+                    Some(hash) if hash.eq_ignore_ascii_case(&want) => (Action::NoOp, None),
+                    Some(_) => (
+                        Action::Update,
+                        Some(SqlStep::SetPassword {
+                            account: account.clone(),
+                            password: PasswordOf(user.name.clone()),
+                        }),
+                    ),
+                };
+                sql.extend(step.map(|s| Step::new(StepKind::Sql(s))));
+                let before = if facts.users.contains_key(&account) {
+                    json!({ "password": crate::PLACEHOLDER })
+                } else {
+                    Value::Null
+                };
+                self.changes.push(
+                    Change::new(ResourceKind::DatabaseUser, name.clone(), action)
+                        .before(before)
+                        .after(json!({ "password": crate::PLACEHOLDER }))
+                        .sensitive(&["password"]),
+                );
+                let granted = match &user.grant {
+                    Grant::Replication => facts.replication_grants.contains(&account),
+                    Grant::AllOn(_) => facts.database_grants.contains(&account),
+                };
+                if !granted {
+                    sql.push(Step::new(StepKind::Sql(SqlStep::Grant {
+                        account: account.clone(),
+                        grant: user.grant.clone(),
+                    })));
+                }
+                let grant = json!({ "grant": user.grant.to_string() });
+                self.changes.push(
+                    Change::new(
+                        ResourceKind::DatabaseGrant,
+                        name,
+                        if granted {
+                            Action::NoOp
+                        } else {
+                            Action::Create
+                        },
+                    )
+                    .before(if granted { grant.clone() } else { Value::Null })
+                    .after(grant),
+                );
+            }
+        }
+        let kept: Vec<String> = self
+            .record
+            .databases
+            .iter()
+            .filter(|d| **d != objects.database)
+            .map(ToString::to_string)
+            .collect();
+        if !kept.is_empty() {
+            self.notes.push(format!(
+                "database {} is no longer in the topology; apply never drops data (destroy --delete-data does)",
+                kept.join(", ")
+            ));
+        }
+    }
+
+    /// Accounts `infra` created that the topology no longer wants (a removed app host's):
+    /// dropped, so no account is left for a machine that is gone.
+    fn unwanted_accounts(
+        &mut self,
+        users: &[crate::desired::DatabaseAccount],
+        sql: &mut Vec<Step>,
+    ) {
+        let wanted: Vec<SqlAccount> = users.iter().flat_map(|u| u.accounts()).collect();
+        let gone: Vec<SqlAccount> = self
+            .record
+            .accounts
+            .iter()
+            .filter(|a| !wanted.contains(a))
+            .cloned()
+            .collect();
+        for account in gone {
+            self.changes.push(
+                Change::new(
+                    ResourceKind::DatabaseUser,
+                    account.to_string(),
+                    Action::Delete,
+                )
+                .before(json!({ "created_by": "infra" })),
+            );
+            sql.push(Step::new(StepKind::Sql(SqlStep::DropAccount { account })));
+        }
+    }
+
+    /// `destroy --delete-data`: replication stopped, databases and accounts dropped, first.
+    fn dropped_data(&mut self, sql: &mut Vec<Step>) {
+        if self.record.replication {
+            sql.push(Step::new(StepKind::Sql(SqlStep::StopReplication)));
+            self.changes.push(
+                Change::new(ResourceKind::Replication, "primary", Action::Delete)
+                    .before(json!({ "configured_by": "infra" })),
+            );
+        }
+        for database in self.record.databases.clone() {
+            self.changes.push(
+                Change::new(ResourceKind::Database, database.as_str(), Action::Delete)
+                    .before(json!({ "exists": true })),
+            );
+            sql.push(Step::new(StepKind::Sql(SqlStep::DropDatabase { database })));
+        }
+        for account in self.record.accounts.clone() {
+            self.changes.push(
+                Change::new(
+                    ResourceKind::DatabaseUser,
+                    account.to_string(),
+                    Action::Delete,
+                )
+                .before(json!({ "created_by": "infra" })),
+            );
+            sql.push(Step::new(StepKind::Sql(SqlStep::DropAccount { account })));
+        }
+        // The data goes before the server is stopped with the other units.
+        self.stop.splice(0..0, std::mem::take(sql));
+    }
+}

@@ -1,0 +1,434 @@
+//! `infra apply` and `infra destroy`: one composition. Gather, plan (or read a saved plan and
+//! check it is still current), take the hosts' locks, show, confirm, execute, give the locks
+//! back. Destroy is the same run of a plan made in destroy mode.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, IsTerminal as _};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use infra_exec::executor::{self, Execution, HostOutcome, MaxFail, Report};
+use infra_exec::gather::{self, Gathered, close_all};
+use infra_exec::locks::{self, AcquireError};
+use infra_exec::transport::LockAnswer;
+use infra_plan::lock::{LockHolder, LockId};
+use infra_plan::plan::{self, DataPolicy, Plan, PlanMode};
+use infra_plan::view;
+use infra_topology::HostName;
+
+use super::runtime;
+use crate::cli::{ApplyArgs, ChangeArgs, DestroyArgs, MaxFailArg};
+use crate::exit::Exit;
+use crate::interrupts::Interrupts;
+use crate::ops::{self, Prepared, SecretValues};
+use crate::output::{self, Hinted};
+use crate::progress::Progress;
+use crate::settings::Settings;
+
+/// Gives the locks back, and says where that failed (a host that went away keeps this run's
+/// lock until it is forced: the same advice Terraform gives).
+async fn release(gathered: &Gathered, locked: &[HostName], lock: &LockId, parallelism: usize) {
+    let answers = locks::release_all(&gathered.transports, locked, lock, parallelism).await;
+    for (host, answer) in answers {
+        let why = match answer {
+            Ok(LockAnswer::Released | LockAnswer::NotHolder(None)) => continue,
+            Ok(LockAnswer::Acquired | LockAnswer::SerialMoved { .. }) => {
+                "it answered as if it were being taken".to_owned()
+            }
+            Ok(LockAnswer::Held(fact) | LockAnswer::NotHolder(Some(fact))) => match fact.holder {
+                Some(holder) => format!("it is now held by lock {}", holder.id),
+                None => "another lock is there, its holder unreadable".to_owned(),
+            },
+            Err(error) => error.to_string(),
+        };
+        output::errln(&format!(
+            "warning: could not release the lock on `{host}` ({why}); once it answers again, remove it with `infra force-unlock {lock}`"
+        ));
+    }
+}
+
+/// The largest saved plan `infra` reads.
+const PLAN_FILE_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Runs `infra apply [PLANFILE]`.
+pub fn apply(settings: &Settings, args: &ApplyArgs) -> anyhow::Result<Exit> {
+    let saved: Option<Plan> = match &args.plan_file {
+        Some(path) => {
+            let text = infra_topology::read_regular_file(path, PLAN_FILE_LIMIT)
+                .with_context(|| format!("cannot read the plan `{}`", path.display()))?;
+            Some(serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "`{}` is not a plan saved by this version of `infra plan --out`",
+                    path.display()
+                )
+            })?)
+        }
+        None => None,
+    };
+    let mode = saved.as_ref().map_or(PlanMode::Apply, |p| p.mode);
+    run(settings, &args.change, mode, saved)
+}
+
+/// Runs `infra destroy`.
+pub fn destroy(settings: &Settings, args: &DestroyArgs) -> anyhow::Result<Exit> {
+    let data = if args.delete_data {
+        DataPolicy::Delete
+    } else {
+        DataPolicy::Keep
+    };
+    run(settings, &args.change, PlanMode::Destroy(data), None)
+}
+
+fn max_fail(arg: MaxFailArg) -> MaxFail {
+    match arg {
+        MaxFailArg::Count(count) => MaxFail::Count(count),
+        MaxFailArg::Percent(percent) => MaxFail::Percent(percent),
+    }
+}
+
+fn verb(mode: PlanMode) -> &'static str {
+    match mode {
+        PlanMode::Apply => "Apply",
+        PlanMode::Destroy(_) => "Destroy",
+    }
+}
+
+/// How the run before the changes ended.
+enum Ready {
+    /// Locked, shown, approved.
+    Go(Box<Plan>),
+    /// Nothing to do, or the user said no: the exit.
+    Done(Exit),
+}
+
+fn run(
+    settings: &Settings,
+    args: &ChangeArgs,
+    mode: PlanMode,
+    saved: Option<Plan>,
+) -> anyhow::Result<Exit> {
+    let secrets = match mode {
+        PlanMode::Apply => SecretValues::Required,
+        PlanMode::Destroy(_) => SecretValues::NotNeeded,
+    };
+    let Some(mut prepared) = ops::prepare(settings, secrets)? else {
+        return Ok(Exit::Error);
+    };
+    let hosts = ops::selected(&prepared.topology, &args.connect)?;
+    let parallelism = usize::from(args.connect.parallelism);
+    let progress = Arc::new(Progress::new(args.json, hosts.len()));
+    progress.json(serde_json::json!({ "type": "version", "infra": env!("CARGO_PKG_VERSION"), "format_version": plan::FORMAT_VERSION }));
+    let interrupts = Interrupts::default();
+    let lock = LockId::random();
+    let holder = LockHolder {
+        id: lock.clone(),
+        user: settings.identity.user.clone(),
+        controller: settings.identity.controller.clone(),
+        pid: settings.identity.pid,
+        operation: match mode {
+            PlanMode::Apply => "apply".to_owned(),
+            PlanMode::Destroy(_) => "destroy".to_owned(),
+        },
+        topology: prepared.topology.name.to_string(),
+        ci: settings.identity.ci.clone(),
+        since: 0,
+        expires: 0,
+    };
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let watcher = interrupts.watch();
+        let connector = ops::connector(settings, &prepared.topology, &args.connect).await?;
+        // Gathering ends by itself (every connection has a time limit); it is not cut short,
+        // so every connection it opened is closed below, Ctrl-C or not.
+        let gathered = ops::gather(connector, &prepared, &hosts, parallelism).await;
+        if interrupts.aborted() {
+            close_all(gathered.transports.into_values()).await;
+            output::errln("\ninterrupted before any change: nothing was done");
+            return Ok(Exit::Interrupted);
+        }
+        if let Err(error) = prepared.settle_certificate(&gathered) {
+            close_all(gathered.transports.into_values()).await;
+            return Err(error);
+        }
+        let prepared = &prepared;
+        let mut locked: Vec<HostName> = Vec::new();
+        let result = prepare_run(
+            settings,
+            args,
+            mode,
+            saved,
+            prepared,
+            gathered,
+            &holder,
+            &interrupts,
+            &progress,
+            &mut locked,
+        )
+        .await;
+        let (ready, gathered) = match result {
+            Ok(ready) => ready,
+            Err((error, gathered)) => {
+                release(&gathered, &locked, &lock, parallelism).await;
+                close_all(gathered.transports.into_values()).await;
+                if interrupts.aborted() {
+                    output::errln("\ninterrupted before any change: nothing was done");
+                    return Ok(Exit::Interrupted);
+                }
+                return Err(error);
+            }
+        };
+        let plan = match ready {
+            Ready::Go(plan) => plan,
+            Ready::Done(exit) => {
+                release(&gathered, &locked, &lock, parallelism).await;
+                close_all(gathered.transports.into_values()).await;
+                return Ok(exit);
+            }
+        };
+        interrupts.changes_begin();
+        let keep_alive = locks::keep_alive(&gathered.transports, &locked, &lock);
+        progress.start();
+        let facts = gathered.facts_by_host();
+        let execution = Execution {
+            plan: &plan,
+            desired: &prepared.desired,
+            passwords: prepared.passwords.clone(),
+            facts: &facts,
+            fingerprinter: &prepared.fingerprinter,
+            lock: lock.clone(),
+            parallelism,
+            max_fail: max_fail(args.max_fail),
+            cancel: interrupts.cancel(),
+            reporter: progress.clone(),
+        };
+        let report = executor::execute(&execution, &gathered.transports).await;
+        keep_alive.abort();
+        release(&gathered, &locked, &lock, parallelism).await;
+        close_all(gathered.transports.into_values()).await;
+        watcher.abort();
+        progress.finish();
+        if !prepared.local_records.is_empty() && !report.failed() && !report.interrupted {
+            let path = ops::local_state_path(&prepared.topology);
+            let moved = path.with_extension("json.moved-to-hosts");
+            if std::fs::rename(&path, &moved).is_ok() {
+                output::errln(&format!(
+                    "note: the hosts keep `infra`'s records now; the local `{}` was moved to the hosts and renamed `{}`",
+                    path.display(),
+                    moved.display()
+                ));
+            }
+        }
+        Ok(summary(&report, mode, args.json, &progress))
+    })
+}
+
+/// Everything before the first change: plan (or check the saved plan), lock, show, confirm.
+/// On an error, the gathered connections come back so the caller can give back the locks.
+#[expect(clippy::too_many_arguments, reason = "the inputs of one run")]
+async fn prepare_run(
+    settings: &Settings,
+    args: &ChangeArgs,
+    mode: PlanMode,
+    saved: Option<Plan>,
+    prepared: &Prepared,
+    mut gathered: Gathered,
+    holder: &LockHolder,
+    interrupts: &Interrupts,
+    progress: &Progress,
+    locked: &mut Vec<HostName>,
+) -> Result<(Ready, Gathered), (anyhow::Error, Gathered)> {
+    let parallelism = usize::from(args.connect.parallelism);
+    let hosts = ops::selected(&prepared.topology, &args.connect).unwrap_or_default();
+    let mut attempts = 0;
+    let plan = loop {
+        attempts += 1;
+        let fresh = ops::plan(prepared, mode, &gathered);
+        let plan = match &saved {
+            Some(saved) => {
+                if let Err(reason) = ops::stale(saved, &fresh) {
+                    let error = anyhow::Error::new(Hinted::new(
+                        format!("the saved plan is stale: {reason}"),
+                        "make a new plan with `infra plan --out FILE` and apply that",
+                    ));
+                    return Err((error, gathered));
+                }
+                saved.clone()
+            }
+            None => fresh,
+        };
+        if !plan.has_changes() {
+            show(&plan, args.json, settings, progress);
+            return Ok((
+                Ready::Done(if plan.unreachable.is_empty() {
+                    Exit::Success
+                } else {
+                    Exit::Error
+                }),
+                gathered,
+            ));
+        }
+        let serials: BTreeMap<HostName, Option<Option<u64>>> = plan
+            .changed_hosts()
+            .into_iter()
+            .map(|host| {
+                let serial = plan.host(host).map(|h| h.expects.serial);
+                (host.clone(), serial)
+            })
+            .collect();
+        let cancelled = || interrupts.aborted();
+        let acquired = locks::acquire_all(
+            &gathered.transports,
+            &serials,
+            holder,
+            &prepared.topology.name,
+            args.lock_timeout,
+            parallelism,
+            &cancelled,
+        )
+        .await;
+        match acquired {
+            Ok(()) => {
+                *locked = serials.keys().cloned().collect();
+                break plan;
+            }
+            Err(AcquireError::Moved { host }) if saved.is_none() && attempts < 4 => {
+                output::errln(&format!(
+                    "`{host}` was changed by another run while this one planned: planning again"
+                ));
+                gathered = gather::refresh(gathered, requests(prepared, &hosts), parallelism).await;
+            }
+            Err(AcquireError::Moved { host }) => {
+                let error = anyhow::Error::new(Hinted::new(
+                    format!(
+                        "the saved plan is stale: `{host}` was changed by another run since it was made"
+                    ),
+                    "make a new plan with `infra plan --out FILE` and apply that",
+                ));
+                return Err((error, gathered));
+            }
+            Err(AcquireError::Held { host, fact }) => {
+                let error = ops::held(&host, &fact, settings);
+                return Err((error, gathered));
+            }
+            Err(AcquireError::Host { host, error }) => {
+                let error =
+                    anyhow::Error::new(error).context(format!("cannot take the lock on `{host}`"));
+                return Err((error, gathered));
+            }
+            Err(AcquireError::Interrupted) => {
+                return Err((anyhow::anyhow!("interrupted"), gathered));
+            }
+        }
+    };
+    show(&plan, args.json, settings, progress);
+    if matches!(mode, PlanMode::Destroy(DataPolicy::Keep)) && !args.json {
+        output::outln(
+            "\nDatabase data is kept (pass --delete-data to drop the databases and accounts infra created).",
+        );
+    }
+    let question = match mode {
+        PlanMode::Apply => "Do you want to perform these actions?",
+        PlanMode::Destroy(_) => "Do you really want to destroy what infra created?",
+    };
+    let approved = if args.auto_approve || saved.is_some() {
+        Ok(true)
+    } else {
+        tokio::select! {
+            answer = confirm(question) => answer,
+            () = interrupts.abort_requested() => Err(anyhow::anyhow!("interrupted")),
+        }
+    };
+    match approved {
+        Ok(true) => Ok((Ready::Go(Box::new(plan)), gathered)),
+        Ok(false) => {
+            output::outln(&format!("\n{} cancelled.", verb(mode)));
+            Ok((Ready::Done(Exit::Error), gathered))
+        }
+        Err(error) => Err((error, gathered)),
+    }
+}
+
+fn requests(
+    prepared: &Prepared,
+    hosts: &[infra_topology::Host],
+) -> Vec<(HostName, infra_plan::facts::GatherRequest)> {
+    ops::requests(prepared, hosts)
+        .into_iter()
+        .map(|(host, request)| (host.name, request))
+        .collect()
+}
+
+fn show(plan: &Plan, json: bool, settings: &Settings, progress: &Progress) {
+    if json {
+        progress
+            .json(serde_json::json!({ "type": "planned_changes", "plan": view::json::view(plan) }));
+    } else {
+        output::out(&view::text::text(plan, settings.style.plan_colour()));
+    }
+}
+
+/// Asks for `yes` on a terminal; refuses without one (never waits for input that cannot come).
+async fn confirm(question: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(Hinted::new(
+            "refusing to make changes without confirmation: standard input is not a terminal",
+            "pass `--auto-approve`, or save a plan with `infra plan --out FILE` and run `infra apply FILE`"
+        ));
+    }
+    output::out(&format!(
+        "\n{question}\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: "
+    ));
+    let answer = tokio::task::spawn_blocking(|| {
+        let mut answer = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .map(|_| answer)
+    })
+    .await??;
+    Ok(answer.trim() == "yes")
+}
+
+/// Prints how the run ended and picks the exit code.
+fn summary(report: &Report, mode: PlanMode, json: bool, progress: &Progress) -> Exit {
+    let counts = report.counts();
+    if json {
+        progress.json(serde_json::json!({
+            "type": "summary",
+            "added": counts.added, "changed": counts.changed, "destroyed": counts.destroyed,
+            "failed": report.failed(), "interrupted": report.interrupted,
+        }));
+    } else {
+        for (host, outcome) in &report.hosts {
+            if let HostOutcome::Failed(error, _) = outcome {
+                output::errln(&format!(
+                    "error: {}",
+                    infra_topology::text::visible(&error.to_string())
+                ));
+                let _ = host;
+            }
+        }
+        let verb = verb(mode);
+        let counts_text = format!(
+            "Resources: {} added, {} changed, {} destroyed.",
+            counts.added, counts.changed, counts.destroyed
+        );
+        if report.failed() || report.interrupted {
+            output::outln(&format!(
+                "\n{verb} stopped. {counts_text} The hosts' records keep what was done; run `infra {}` again to finish.",
+                verb.to_lowercase()
+            ));
+        } else {
+            output::outln(&format!("\n{verb} complete! {counts_text}"));
+        }
+    }
+    if report.interrupted {
+        Exit::Interrupted
+    } else if report.failed() && report.changed_anything() {
+        Exit::Partial
+    } else if report.failed() {
+        Exit::Error
+    } else {
+        Exit::Success
+    }
+}
