@@ -28,8 +28,9 @@ macro_rules! checked_name {
         }
 
         impl fmt::Display for $name {
+            /// The name, honouring width and alignment (`{:<12}` pads it in a table).
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                f.pad(&self.0)
             }
         }
 
@@ -240,6 +241,13 @@ mod tests {
         assert_eq!(account.user().as_str(), "counter");
         let hostile: Result<SqlAccount, _> = serde_json::from_str("\"x'@'%\"");
         assert!(hostile.is_err());
+    }
+
+    #[test]
+    fn names_line_up_in_tables() {
+        let host = HostName::new("app1").expect("name");
+        assert_eq!(format!("{host:<8}|"), "app1    |");
+        assert_eq!(format!("{host:>6}"), "  app1");
     }
 
     #[test]
