@@ -275,3 +275,35 @@ fn escape_sequences_in_the_topology_are_shown_not_obeyed() {
     );
     assert!(stderr.contains("\\x1b[31m"), "{stderr}");
 }
+
+#[test]
+fn a_template_error_never_prints_a_secret() {
+    let dir = common::example_copy();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir(&templates).expect("templates");
+    // A filter that fails on the secret's value, the way a careless override might.
+    std::fs::write(
+        templates.join("haproxy.cfg"),
+        "global\n    maxconn {{ lb.stats.password | int }}\n    x {{ lb.stats.password | round }}\n",
+    )
+    .expect("template");
+    common::edit(
+        &dir.path().join("infra.yaml"),
+        "name: scale-up\n",
+        "name: scale-up\ntemplates: templates\n",
+    );
+    for command in ["render", "validate"] {
+        let output = common::infra_process()
+            .arg(command)
+            .arg("-f")
+            .arg(dir.path().join("infra.yaml"))
+            .output()
+            .expect("run");
+        let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
+        assert_ne!(output.status.code(), Some(0), "{command}: {all}");
+        assert!(all.contains("haproxy.cfg"), "{command}: {all}");
+        for (name, value) in common::SECRETS {
+            assert!(!all.contains(value), "{command} printed {name}: {all}");
+        }
+    }
+}
