@@ -362,3 +362,38 @@ fn the_topology_reference_documents_every_key() {
         "docs/topology.md does not document: {missing:?}"
     );
 }
+
+#[test]
+fn a_rollout_must_leave_a_host_of_the_tier_serving() {
+    for (rollout, message) in [
+        (
+            "{ max_unavailable: 2 }",
+            "`max_unavailable: 2` would let all 2 app hosts be out of service at once",
+        ),
+        (
+            "{ batch: \"100%\" }",
+            "a batch of 2 would restart every app host at once",
+        ),
+        (
+            "{ batch: 1, max_unavailable: 0 }",
+            "`max_unavailable: 0` is smaller than the batch of 1",
+        ),
+    ] {
+        let dir = common::example_copy();
+        let file = dir.path().join("infra.yaml");
+        common::edit(
+            &file,
+            "  health_path: /health\n",
+            &format!("  health_path: /health\n  rollout: {rollout}\n"),
+        );
+        let output = common::infra()
+            .arg("validate")
+            .arg("-f")
+            .arg(&file)
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{rollout}: {err}");
+        assert!(err.contains(message), "{rollout}: {err}");
+    }
+}

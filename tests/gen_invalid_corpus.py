@@ -116,6 +116,9 @@ case("static_dir_outside", sub("  hosts: [web1]", "  hosts: [web1]\n  static_dir
 case("static_dir_absolute", sub("  hosts: [web1]", "  hosts: [web1]\n  static_dir: "+M+"/etc"), "`web.static_dir` must be a folder inside the topology's folder")
 case("static_dir_holds_the_topology", sub("  hosts: [web1]", "  hosts: [web1]\n  static_dir: "+M+"."), "holds the topology file itself")
 case("jump_hop_is_an_option", sub("name: corpus\n", "name: corpus\ndefaults:\n  ssh:\n    jump: "+M+"\"bastion,-oProxyCommand=x\"\n"), "`-oProxyCommand=x` is not a valid jump host")
+case("rollout_batch_of_zero", sub("  command: /usr/bin/python3 -m http.server 8000\n", "  command: /usr/bin/python3 -m http.server 8000\n  rollout: { batch: "+M+"0 }\n"), "a batch of 0 hosts")
+case("rollout_share_over_100", sub("  hosts: [web1]", "  hosts: [web1]\n  rollout: { batch: "+M+"\"150%\" }"), "`150%` is not a batch size")
+case("rollout_wait_of_a_day", sub("  replication_user:", "  rollout: { timeout_seconds: "+M+"86400 }\n  replication_user:"), "a health-check wait of 86400 s", "1 to 3600 seconds")
 
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "invalid")
 for f in os.listdir(out):

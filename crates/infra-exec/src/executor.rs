@@ -311,9 +311,29 @@ pub async fn execute(
         .collect();
     let mut stopped = false;
     for (index, wave) in plan.waves.iter().enumerate() {
-        let allowed = execution
-            .max_fail
-            .allowed(wave.tasks.len() + wave.unreachable.len());
+        // A rollout stops at its first failed host whatever `--max-fail` says; hosts that
+        // cannot be reached only make its batches smaller.
+        let (allowed, limit) = match wave.concurrency {
+            Concurrency::Rolling {
+                batch,
+                max_unavailable,
+            } => (
+                wave.unreachable.len(),
+                batch.min(max_unavailable.saturating_sub(wave.unreachable.len())),
+            ),
+            Concurrency::OneAtATime => (
+                execution
+                    .max_fail
+                    .allowed(wave.tasks.len() + wave.unreachable.len()),
+                1,
+            ),
+            Concurrency::Parallel => (
+                execution
+                    .max_fail
+                    .allowed(wave.tasks.len() + wave.unreachable.len()),
+                execution.parallelism,
+            ),
+        };
         let mut failures = 0;
         for host in &wave.unreachable {
             failures += 1;
@@ -328,21 +348,32 @@ pub async fn execute(
             }
         }
         let skip_reason = if execution.cancel.is_requested() {
-            Some("interrupted before it started")
+            Some("interrupted before it started".to_owned())
         } else if stopped || failures > allowed {
-            Some("an earlier failure stopped the run")
+            Some("an earlier failure stopped the run".to_owned())
+        } else if limit == 0 {
+            Some(format!(
+                "the rollout would take too many {} hosts out of service: {} cannot be reached",
+                wave.label,
+                wave.unreachable.len()
+            ))
         } else {
             None
         };
         if let Some(reason) = skip_reason {
             stopped = true;
             for task in &wave.tasks {
-                skip(execution, &mut outcomes, &task.host, reason);
+                skip(execution, &mut outcomes, &task.host, &reason);
             }
             continue;
         }
+        let budget = Budget {
+            limit,
+            failures,
+            allowed,
+        };
         let results = run_wave(
-            &shared, wave, index, &last_task, transports, &outcomes, failures, allowed,
+            &shared, wave, index, &last_task, transports, &outcomes, budget,
         )
         .await;
         for (host, result) in results {
@@ -443,7 +474,14 @@ enum WaveResult {
     Failed(TaskError, Changed),
 }
 
-#[expect(clippy::too_many_arguments, reason = "the inputs of one wave")]
+/// How many of a wave's tasks run at once, and how many failures it has had and tolerates.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    limit: usize,
+    failures: usize,
+    allowed: usize,
+}
+
 async fn run_wave(
     shared: &Shared<'_>,
     wave: &Wave,
@@ -451,14 +489,14 @@ async fn run_wave(
     last_task: &BTreeMap<&HostName, usize>,
     transports: &BTreeMap<HostName, Arc<dyn Transport>>,
     outcomes: &BTreeMap<HostName, HostOutcome>,
-    failures_so_far: usize,
-    allowed: usize,
+    budget: Budget,
 ) -> Vec<(HostName, Result<WaveResult, HostError>)> {
     let execution = shared.execution;
-    let limit = match wave.concurrency {
-        Concurrency::OneAtATime => 1,
-        Concurrency::Parallel => execution.parallelism,
-    };
+    let Budget {
+        limit,
+        failures: failures_so_far,
+        allowed,
+    } = budget;
     let failures = Arc::new(AtomicUsize::new(failures_so_far));
     let stop = Arc::new(AtomicBool::new(false));
     // Tasks borrow the plan and the transports; they are driven here, not detached.
@@ -679,7 +717,12 @@ impl Prepared {
         });
         let mut changed = changed;
         if !matches!(error, TaskError::LockLost { .. }) {
-            let undo = undo_steps(done_steps);
+            // The failed step may have done part of its work (a restart that did not come
+            // back): its own undo runs too, with the undos of the steps done before it.
+            // A stale step found the host changed by hand and touched nothing.
+            let failed_step = usize::from(!matches!(error, TaskError::Stale { .. }));
+            let tried = &task.steps[..(done + failed_step).min(task.steps.len())];
+            let undo = undo_steps(tried);
             if !undo.is_empty() {
                 let expected = BTreeMap::new();
                 let job = Job {
@@ -760,8 +803,6 @@ fn task_error(host: &HostName, steps: &[Step], report: &JobReport) -> Option<Tas
     })
 }
 
-/// The undos of the done steps: files put back first (newest first), then services told to
-/// read them again (in their original order).
 /// Whether any of these steps, all done, changed the host.
 fn changed_by<'a>(mut done: impl Iterator<Item = &'a Step>) -> Changed {
     if done.any(|s| s.kind.changes_host()) {
@@ -771,6 +812,8 @@ fn changed_by<'a>(mut done: impl Iterator<Item = &'a Step>) -> Changed {
     }
 }
 
+/// The undos of the steps tried: files put back first (newest first), then services told to
+/// read them again (in their original order).
 fn undo_steps(done: &[Step]) -> Vec<Step> {
     let undos: Vec<StepKind> = done.iter().filter_map(|s| s.undo.clone()).collect();
     let mut files: Vec<Step> = Vec::new();

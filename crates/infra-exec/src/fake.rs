@@ -51,6 +51,9 @@ pub struct Faults {
     pub fail_step: Option<String>,
     /// The connection drops after this many more steps (a host killed halfway).
     pub die_after_steps: Option<usize>,
+    /// Services fail their health check while any file on the host holds this text (a
+    /// broken release: putting the previous files back makes them healthy again).
+    pub unhealthy_when: Option<String>,
 }
 
 /// One fake host's state.
@@ -70,6 +73,8 @@ pub struct FakeHost {
     pub databases: BTreeSet<SqlName>,
     /// Database accounts and their password hashes.
     pub sql_accounts: BTreeMap<SqlAccount, String>,
+    /// Old password hashes still accepted beside the current ones (a rotation under way).
+    pub retained_passwords: BTreeMap<SqlAccount, String>,
     /// Grants.
     pub grants: BTreeMap<SqlAccount, Grant>,
     /// Replication.
@@ -327,6 +332,7 @@ impl FakeHost {
             reachable: true,
             databases: self.databases.iter().cloned().collect(),
             users: self.sql_accounts.clone(),
+            retained: self.retained_passwords.keys().cloned().collect(),
             database_grants: self
                 .grants
                 .iter()
@@ -622,6 +628,21 @@ impl FakeHost {
                 self.unit(unit).active = true;
                 self.rec(&format!("-owed\t{unit}"));
             }
+            StepKind::WaitHealthy { unit, gate, .. } => {
+                let broken = self.faults.unhealthy_when.as_ref().is_some_and(|text| {
+                    self.files
+                        .values()
+                        .any(|f| String::from_utf8_lossy(&f.content).contains(text.as_str()))
+                });
+                if broken || !self.units.get(unit).is_some_and(|u| u.active) {
+                    return Err(Stop::Outcome(StepOutcome::Failed {
+                        message: format!(
+                            "{unit} did not become healthy ({}): no answer",
+                            gate.describe()
+                        ),
+                    }));
+                }
+            }
             StepKind::RemoveDirectory { path } => {
                 let empty = !self.files.keys().any(|f| f.starts_with(path) && f != path)
                     && !self
@@ -771,6 +792,18 @@ impl FakeHost {
                 self.rec(&format!("+account\t{account}"));
                 self.sql_accounts.insert(account.clone(), hash);
             }
+            SqlStep::AddPassword {
+                account,
+                password: of,
+            } => {
+                if !up {
+                    return Err(down());
+                }
+                let hash = password(of)?;
+                if let Some(old) = self.sql_accounts.insert(account.clone(), hash) {
+                    self.retained_passwords.insert(account.clone(), old);
+                }
+            }
             SqlStep::SetPassword {
                 account,
                 password: of,
@@ -780,6 +813,7 @@ impl FakeHost {
                 }
                 let hash = password(of)?;
                 self.sql_accounts.insert(account.clone(), hash);
+                self.retained_passwords.remove(account);
             }
             SqlStep::Grant { account, grant } => {
                 if !up {

@@ -59,12 +59,20 @@ async fn apply_goes_packages_then_database_app_web_and_one_load_balancer_at_a_ti
             .any(|set| lbs.iter().all(|lb| set.contains(lb))),
         "the load balancers ran at the same time: {overlaps:?}"
     );
+    // The app restarts: it rolls, one host at a time. Nginx only reloads: in parallel.
     let apps = [lab.host("app1"), lab.host("app2")];
+    assert!(
+        !overlaps
+            .iter()
+            .any(|set| apps.iter().all(|a| set.contains(a))),
+        "the app hosts restarted at the same time: {overlaps:?}"
+    );
+    let webs = [lab.host("web1"), lab.host("web2")];
     assert!(
         overlaps
             .iter()
-            .any(|set| apps.iter().all(|a| set.contains(a))),
-        "the app hosts never ran in parallel: {overlaps:?}"
+            .any(|set| webs.iter().all(|w| set.contains(w))),
+        "the web hosts never ran in parallel: {overlaps:?}"
     );
     // Converged: the next plan has nothing to do.
     let (_, _, plan) = lab.plan(PlanMode::Apply).await;
@@ -227,12 +235,7 @@ async fn a_rejected_config_is_undone_and_no_other_load_balancer_is_touched() {
     lab.certificate =
         "-----BEGIN CERTIFICATE-----\nRENEWED\n-----END CERTIFICATE-----\n".to_owned();
     lab.fleet.clear_log();
-    let report = {
-        let (loaded, gathered, plan) = lab.plan(PlanMode::Apply).await;
-        lab.run(&loaded, &gathered, &plan, RunSettings::default())
-            .await
-            .expect("locked")
-    };
+    let report = lab.converge(PlanMode::Apply).await;
     let errors = report.errors();
     assert!(
         matches!(errors.as_slice(), [TaskError::Rejected { host, path, .. }] if host.as_str() == "lb1" && path.as_str() == "/etc/haproxy/haproxy.cfg"),
@@ -261,6 +264,156 @@ async fn a_rejected_config_is_undone_and_no_other_load_balancer_is_touched() {
             .any(|l| l == "lb1: put back the previous /etc/haproxy/certs/scale-up.pem"),
         "{log:#?}"
     );
+}
+
+#[tokio::test]
+async fn a_broken_release_stops_the_rollout_at_its_first_host_which_is_put_back() {
+    let lab = Lab::example();
+    lab.converge(PlanMode::Apply).await;
+    let env = infra_topology::RemotePath::new("/etc/counter/environment").expect("path");
+    let before = [
+        lab.on("app1", |h| h.files[&env].content.clone()),
+        lab.on("app2", |h| h.files[&env].content.clone()),
+    ];
+    // The new release cannot pass its health check on any host.
+    for host in ["app1", "app2"] {
+        lab.on(host, |h| {
+            h.faults.unhealthy_when = Some("release-that-crashes".to_owned());
+        });
+    }
+    lab.edit(
+        "COUNTER_GREETING: hello from the scale-up example",
+        "COUNTER_GREETING: release-that-crashes",
+    );
+    lab.fleet.clear_log();
+    let report = lab.converge(PlanMode::Apply).await;
+    let errors = report.errors();
+    assert!(
+        matches!(errors.as_slice(), [TaskError::Step { host, message, .. }]
+            if host.as_str() == "app1" && message.contains("did not become healthy")),
+        "{errors:?}"
+    );
+    assert_eq!(
+        [
+            lab.on("app1", |h| h.files[&env].content.clone()),
+            lab.on("app2", |h| h.files[&env].content.clone()),
+        ],
+        before,
+        "app1 got its previous release back and app2 never got the new one"
+    );
+    let log = lab.fleet.log();
+    let app1: Vec<&String> = log.iter().filter(|l| l.starts_with("app1:")).collect();
+    let restarts = app1
+        .iter()
+        .filter(|l| l.contains("restart counter.service"))
+        .count();
+    assert_eq!(
+        restarts, 2,
+        "restarted on the new files, then on the old: {app1:#?}"
+    );
+    assert!(
+        app1.last()
+            .is_some_and(|l| l.contains("wait until counter.service is healthy")),
+        "the rolled-back host was seen healthy again: {app1:#?}"
+    );
+    assert!(lab.on("app1", |h| {
+        h.units[&infra_plan::paths::unit("counter.service")].active
+    }));
+    assert!(!log.iter().any(|l| l.starts_with("app2:")), "{log:#?}");
+    assert!(!log.iter().any(|l| l.starts_with("web1:")), "{log:#?}");
+}
+
+#[tokio::test]
+async fn a_rollout_never_takes_more_hosts_out_than_it_may() {
+    let lab = Lab::example();
+    lab.converge(PlanMode::Apply).await;
+    lab.on("app2", |h| h.faults.unreachable = true);
+    lab.edit(
+        "COUNTER_GREETING: hello from the scale-up example",
+        "COUNTER_GREETING: a new greeting",
+    );
+    lab.fleet.clear_log();
+    let (loaded, gathered, plan) = lab.plan(PlanMode::Apply).await;
+    let shown = text(&plan);
+    assert!(
+        shown.contains("Rollout of app: one host at a time (at most 1 out of service): app1"),
+        "{shown}"
+    );
+    let report = lab
+        .run(&loaded, &gathered, &plan, RunSettings::default())
+        .await
+        .expect("locked");
+    assert!(report.failed());
+    let log = lab.fleet.log();
+    assert!(
+        !log.iter().any(|l| l.starts_with("app1:")),
+        "app1 restarted while app2 was down: {log:#?}"
+    );
+    assert!(
+        report.hosts.iter().any(|(host, outcome)| host.as_str() == "app1"
+            && matches!(outcome, HostOutcome::Skipped(reason) if reason.contains("too many app hosts out of service"))),
+        "{:?}",
+        report.hosts
+    );
+}
+
+#[tokio::test]
+async fn a_new_database_password_works_beside_the_old_one_until_every_app_host_uses_it() {
+    let mut lab = Lab::example();
+    lab.converge(PlanMode::Apply).await;
+    lab.secrets.insert(
+        "INFRA_DB_APP_PASSWORD".to_owned(),
+        "a-rotated-app-password-4".to_owned(),
+    );
+    lab.fleet.clear_log();
+    let report = lab.converge(PlanMode::Apply).await;
+    assert!(!report.failed(), "{:?}", report.errors());
+    let log = lab.fleet.log();
+    let at = |needle: &str| {
+        log.iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in {log:#?}"))
+    };
+    let last_at = |needle: &str| {
+        log.iter()
+            .rposition(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in {log:#?}"))
+    };
+    let added = at("db1: add the new password of counter@");
+    let first_restart = at("app1: restart counter.service");
+    let last_healthy = last_at("app2: wait until counter.service is healthy");
+    let retired = at("db1: set the password of counter@");
+    assert!(
+        added < first_restart && last_healthy < retired,
+        "add, roll the app hosts, then retire: {log:#?}"
+    );
+    assert!(lab.on("db1", |h| h.retained_passwords.is_empty()));
+    let (_, _, plan) = lab.plan(PlanMode::Apply).await;
+    assert!(!plan.has_changes(), "{}", text(&plan));
+}
+
+#[tokio::test]
+async fn a_rotation_stopped_by_a_broken_app_host_keeps_the_old_password_working() {
+    let mut lab = Lab::example();
+    lab.converge(PlanMode::Apply).await;
+    lab.secrets.insert(
+        "INFRA_DB_APP_PASSWORD".to_owned(),
+        "a-rotated-app-password-5".to_owned(),
+    );
+    lab.on("app1", |h| {
+        h.faults.unhealthy_when = Some("a-rotated-app-password-5".to_owned());
+    });
+    let report = lab.converge(PlanMode::Apply).await;
+    assert!(report.failed());
+    assert!(
+        lab.on("db1", |h| !h.retained_passwords.is_empty()),
+        "the old password is still accepted: app2 (and app1, rolled back) use it"
+    );
+    // Once the app hosts are fine, the next apply finishes the rotation.
+    lab.on("app1", |h| h.faults.unhealthy_when = None);
+    let report = lab.converge(PlanMode::Apply).await;
+    assert!(!report.failed(), "{:?}", report.errors());
+    assert!(lab.on("db1", |h| h.retained_passwords.is_empty()));
 }
 
 #[tokio::test]

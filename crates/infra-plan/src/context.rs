@@ -154,6 +154,10 @@ pub fn for_host(topology: &Topology, host: &Host, secrets: Secrets) -> Value {
         "app": app,
         "db": db,
         "lb_health_path": topology.load_balancer.as_ref().map_or("/healthz".to_owned(), |lb| lb.health_check.path.clone()),
+        "app_health_at_edge": match (&topology.app, &topology.web) {
+            (Some(app), Some(web)) => Some(app.health_path_at_edge(web)),
+            _ => None,
+        },
         "firewall": { "enabled": managed, "rules": rules },
     })
 }

@@ -233,6 +233,9 @@ pub struct DatabaseFacts {
     pub databases: Vec<SqlName>,
     /// Accounts with their password hash (`authentication_string`).
     pub users: BTreeMap<SqlAccount, String>,
+    /// Accounts that still accept a retained second password (a rotation not finished).
+    #[serde(default)]
+    pub retained: Vec<SqlAccount>,
     /// Accounts with all privileges on the managed database.
     pub database_grants: Vec<SqlAccount>,
     /// Accounts with the replication privilege.

@@ -38,6 +38,30 @@ pub fn account(account: &SqlAccount) -> String {
     )
 }
 
+/// Statements that make `account` accept the password whose `mysql_native_password` hash is
+/// `new_hash` beside the one it has now (MariaDB's `IDENTIFIED VIA ... OR ...`), so clients
+/// still using the old one keep working until `ALTER USER ... IDENTIFIED BY` retires it. Only
+/// hashes appear: the current one is read on the server and used only if it is a
+/// `mysql_native_password` hash; the new one is kept to `*` and hex digits here.
+pub fn add_password(account: &SqlAccount, new_hash: &str) -> String {
+    let new_hash: String = new_hash
+        .chars()
+        .filter(|c| *c == '*' || c.is_ascii_hexdigit())
+        .collect();
+    let new = string(&format!("'{new_hash}'"));
+    format!(
+        "SET @infra_old = (SELECT authentication_string FROM mysql.user WHERE User = {user} AND Host = {host});\n\
+         SET @infra_sql = CONCAT('ALTER USER ', {name}, ' IDENTIFIED VIA mysql_native_password USING ', {new}, \
+         IF(@infra_old REGEXP '^[*][0-9A-F]{{40}}$' AND @infra_old <> {hash}, \
+         CONCAT(' OR mysql_native_password USING ''', @infra_old, ''''), ''));\n\
+         PREPARE infra_stmt FROM @infra_sql;\nEXECUTE infra_stmt;\nDEALLOCATE PREPARE infra_stmt;\n",
+        user = string(account.user().as_str()),
+        host = string(&account.host().to_string()),
+        name = string(&self::account(account)),
+        hash = string(&new_hash),
+    )
+}
+
 /// A database name as an identifier.
 pub fn database(name: &SqlName) -> String {
     identifier(name.as_str())
@@ -46,6 +70,27 @@ pub fn database(name: &SqlName) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_password_is_added_as_a_hash_beside_the_old_one() {
+        let account = SqlAccount::new(
+            SqlName::new("app").expect("name"),
+            "10.0.0.31".parse().expect("address"),
+        );
+        let text = add_password(&account, "*0123456789ABCDEF0123456789ABCDEF01234567');--");
+        assert!(
+            text.contains("USING ', '''*0123456789ABCDEF0123456789ABCDEF01234567''', IF"),
+            "{text}"
+        );
+        assert!(
+            text.contains("WHERE User = 'app' AND Host = '10.0.0.31'"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("--"),
+            "only `*` and hex digits of the hash get in: {text}"
+        );
+    }
 
     #[test]
     fn quotes_cannot_be_escaped_from() {

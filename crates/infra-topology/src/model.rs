@@ -238,6 +238,55 @@ pub enum Preempt {
     Stay,
 }
 
+/// How a restart goes through a tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Rollout {
+    /// Hosts restarted at once.
+    pub batch: Batch,
+    /// The most hosts of the tier out of service at once (unreachable ones included).
+    pub max_unavailable: Option<u32>,
+    /// Seconds a restarted host has to pass its health check.
+    pub timeout_seconds: u32,
+}
+
+impl Rollout {
+    /// The default for a tier whose health check may take `timeout_seconds`.
+    pub fn one_at_a_time(timeout_seconds: u32) -> Rollout {
+        Rollout {
+            batch: Batch::Hosts(1),
+            max_unavailable: None,
+            timeout_seconds,
+        }
+    }
+
+    /// How many of `hosts` hosts restart at once (at least 1).
+    pub fn batch_of(&self, hosts: usize) -> usize {
+        let size = match self.batch {
+            Batch::Hosts(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            Batch::Percent(p) => hosts.saturating_mul(usize::from(p)) / 100,
+        };
+        size.clamp(1, hosts.max(1))
+    }
+
+    /// The most hosts of `hosts` out of service at once.
+    pub fn max_unavailable_of(&self, hosts: usize) -> usize {
+        match self.max_unavailable {
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            None => self.batch_of(hosts),
+        }
+    }
+}
+
+/// A batch size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Batch {
+    /// This many hosts.
+    Hosts(u32),
+    /// This share of the tier's hosts, in percent (1-100).
+    Percent(u8),
+}
+
 /// An HTTP health check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthCheck {
@@ -331,6 +380,8 @@ pub struct Web {
     pub app_path: String,
     /// `stub_status` port.
     pub status_port: u16,
+    /// How a restart of Nginx goes through the tier.
+    pub rollout: Rollout,
 }
 
 /// A value of the app's environment.
@@ -363,9 +414,22 @@ pub struct App {
     pub health_path: String,
     /// Extra environment, sorted by name.
     pub environment: Vec<(String, EnvValue)>,
+    /// How a restart of the app goes through the tier.
+    pub rollout: Rollout,
 }
 
 impl App {
+    /// Where the app's health check answers at the edge: the web tier's app path with the
+    /// health path appended (`/api/` and `/health` give `/api/health`); the web tier passes it
+    /// to the app's own health path.
+    pub fn health_path_at_edge(&self, web: &Web) -> String {
+        format!(
+            "{}/{}",
+            web.app_path.trim_end_matches('/'),
+            self.health_path.trim_start_matches('/')
+        )
+    }
+
     /// The app's systemd unit, `<name>.service`.
     pub fn unit(&self) -> UnitName {
         UnitName::service(&self.name)
@@ -387,6 +451,8 @@ pub struct Database {
     pub app_user: DatabaseUser,
     /// The replication account (present when there are replicas).
     pub replication_user: Option<DatabaseUser>,
+    /// How a restart of MariaDB goes through the replicas.
+    pub rollout: Rollout,
 }
 
 /// A database account.

@@ -239,6 +239,8 @@ pub struct RawWeb {
     pub app_path: Option<Sp<String>>,
     /// Port of Nginx's `stub_status` endpoint, reachable from the load balancers only (default 8080).
     pub status_port: Option<Sp<u16>>,
+    /// How a restart of Nginx goes through the tier (default: one host at a time, 30 s).
+    pub rollout: Option<Sp<RawRollout>>,
 }
 
 /// The app tier: the user's program as a systemd service.
@@ -269,6 +271,8 @@ pub struct RawApp {
     /// and names starting with `DB_` are set by `infra`.
     #[serde(default)]
     pub environment: BTreeMap<Sp<String>, Sp<String>>,
+    /// How a restart of the app goes through the tier (default: one host at a time, 60 s).
+    pub rollout: Option<Sp<RawRollout>>,
 }
 
 /// The database tier: MariaDB with GTID replication.
@@ -289,6 +293,35 @@ pub struct RawDatabase {
     pub app_user: RawDatabaseUser,
     /// The user replicas connect as; allowed only from replica hosts.
     pub replication_user: Option<RawDatabaseUser>,
+    /// How a restart of MariaDB goes through the replicas (default: one at a time, 120 s).
+    pub rollout: Option<Sp<RawRollout>>,
+}
+
+/// How a change that restarts a tier's service goes through its hosts: a batch at a time,
+/// each host waiting until its health check passes before the next batch starts.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Rollout")]
+pub struct RawRollout {
+    /// Hosts restarted at once: a count (`1`, `2`) or a share of the tier's hosts (`"25%"`,
+    /// rounded down, at least 1). Default 1.
+    pub batch: Option<Sp<RawCount>>,
+    /// The most hosts of the tier out of service at once, counting hosts that cannot be
+    /// reached; it must leave at least one host serving. Default: the batch.
+    pub max_unavailable: Option<Sp<u32>>,
+    /// Seconds a restarted host has to pass its health check (default 60; Nginx 30;
+    /// MariaDB 120).
+    pub timeout_seconds: Option<Sp<u32>>,
+}
+
+/// A count or a percentage.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawCount {
+    /// A number of hosts.
+    Hosts(u32),
+    /// A share of the tier's hosts, `"N%"`.
+    Share(String),
 }
 
 /// A database account.

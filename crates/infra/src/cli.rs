@@ -294,6 +294,23 @@ pub struct ApplyArgs {
     pub plan_file: Option<PathBuf>,
     #[command(flatten)]
     pub change: ChangeArgs,
+    #[command(flatten)]
+    pub edge: EdgeArgs,
+    /// How long apply waits for the edge to answer before it reports failure.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub edge_timeout: Duration,
+}
+
+/// The edge check: the site and the app's health path through the VIP, from this machine.
+#[derive(Debug, Args)]
+pub struct EdgeArgs {
+    /// Do not check the site through the VIP (for runners that cannot reach it).
+    #[arg(long)]
+    pub no_edge_check: bool,
+    /// Reach the edge at this address instead of the VIP (`https://203.0.113.7:443`); the
+    /// site is still asked for by its name and its certificate checked.
+    #[arg(long, value_name = "URL")]
+    pub edge_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -317,6 +334,11 @@ pub struct ForceUnlockArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
+    #[command(flatten)]
+    pub edge: EdgeArgs,
+    /// One JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 mod certificate;
 mod cli;
 mod commands;
+mod edge;
 mod exit;
 mod interrupts;
 mod ops;

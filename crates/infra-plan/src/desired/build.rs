@@ -218,6 +218,7 @@ fn firewall(renderer: &Renderer<'_>, state: &mut HostState) -> Result<(), Render
     state.services.push(Service {
         unit: paths::firewall_unit_name(),
         on_change: Trigger::Reload,
+        health: None,
     });
     Ok(())
 }

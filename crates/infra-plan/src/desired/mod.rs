@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use infra_topology::{
     AccountName, HostName, Name, PackageName, RemotePath, Secret, SqlName, Tier, UnitName,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use build::{EdgeCertificate, desired_state};
 
@@ -328,6 +328,47 @@ pub struct Service {
     pub unit: UnitName,
     /// What a config change needs.
     pub on_change: Trigger,
+    /// How the host shows the service works again after a restart, and for how long to wait.
+    pub health: Option<Health>,
+}
+
+/// A health check with its time limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// The check.
+    pub gate: HealthGate,
+    /// Seconds to keep trying.
+    pub timeout_seconds: u32,
+}
+
+/// How a host shows that a service works, checked on the host itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "check", rename_all = "snake_case")]
+pub enum HealthGate {
+    /// `GET path` on `127.0.0.1:port`, with `Host: host`, answers 2xx or 3xx.
+    Http {
+        /// Port.
+        port: u16,
+        /// Path (checked by the topology's rules).
+        path: String,
+        /// The `Host` header.
+        host: String,
+    },
+    /// MariaDB answers a query.
+    Mariadb,
+    /// MariaDB answers and both replication threads run.
+    Replication,
+}
+
+impl HealthGate {
+    /// A short description (`GET :8000/health`).
+    pub fn describe(&self) -> String {
+        match self {
+            HealthGate::Http { port, path, .. } => format!("GET :{port}{path}"),
+            HealthGate::Mariadb => "MariaDB answers".to_owned(),
+            HealthGate::Replication => "replication running".to_owned(),
+        }
+    }
 }
 
 /// Database objects on a database host.

@@ -6,7 +6,7 @@ use super::build::{EdgeCertificate, FileSpec, Renderer, directory, managed_file,
 use super::upload::upload;
 use super::{
     AbsentFile, Check, DatabaseAccount, DatabaseObjects, DatabaseRole, Directory, Display, Grant,
-    HostState, Mode, Origin, ReplicationSource, Sensitivity, Service, Trigger,
+    Health, HealthGate, HostState, Mode, Origin, ReplicationSource, Sensitivity, Service, Trigger,
 };
 use crate::RenderError;
 use crate::context;
@@ -79,10 +79,12 @@ pub(super) fn load_balancer(
     state.services.push(Service {
         unit: haproxy,
         on_change: Trigger::Reload,
+        health: None,
     });
     state.services.push(Service {
         unit: keepalived,
         on_change: Trigger::Reload,
+        health: None,
     });
     Ok(())
 }
@@ -155,9 +157,22 @@ pub(super) fn web(
         brought_by: package("nginx"),
         reload: nginx.clone(),
     });
+    // Nginx answers the load balancers' own health check again.
+    let health = Health {
+        gate: HealthGate::Http {
+            port: web.port,
+            path: topology
+                .load_balancer
+                .as_ref()
+                .map_or_else(|| "/healthz".to_owned(), |lb| lb.health_check.path.clone()),
+            host: web.server_name.clone(),
+        },
+        timeout_seconds: web.rollout.timeout_seconds,
+    };
     state.services.push(Service {
         unit: nginx,
         on_change: Trigger::Reload,
+        health: Some(health),
     });
     Ok(())
 }
@@ -205,9 +220,18 @@ pub(super) fn app(
             notify: Some((unit.clone(), Trigger::Restart)),
         },
     )?);
+    let health = Health {
+        gate: HealthGate::Http {
+            port: app.port,
+            path: app.health_path.clone(),
+            host: "localhost".to_owned(),
+        },
+        timeout_seconds: app.rollout.timeout_seconds,
+    };
     state.services.push(Service {
         unit,
         on_change: Trigger::Restart,
+        health: Some(health),
     });
     Ok(())
 }
@@ -252,6 +276,10 @@ pub(super) fn database(
     state.services.push(Service {
         unit: mariadb,
         on_change: Trigger::Restart,
+        health: Some(Health {
+            gate: HealthGate::Mariadb,
+            timeout_seconds: db.rollout.timeout_seconds,
+        }),
     });
     let addresses = |tier: Tier| -> Vec<std::net::IpAddr> {
         topology

@@ -109,6 +109,15 @@ pub enum Concurrency {
     Parallel,
     /// One after the other (load balancers, so the VIP always has a working holder).
     OneAtATime,
+    /// A rollout: at most `batch` hosts at once, each passing its health check before the
+    /// next starts; the first host that fails stops it, and hosts that cannot be reached
+    /// count against `max_unavailable`.
+    Rolling {
+        /// Hosts at once.
+        batch: usize,
+        /// The most hosts of the tier out of service at once.
+        max_unavailable: usize,
+    },
 }
 
 /// A host's steps in one wave: one round trip, stopping at the first step that does not

@@ -1,6 +1,6 @@
 //! The order hosts are worked on: one place for apply's tier order and destroy's reverse.
 
-use infra_topology::{HostName, Tier, Topology};
+use infra_topology::{HostName, Rollout, Tier, Topology};
 
 use super::{Concurrency, PlanMode};
 
@@ -13,15 +13,30 @@ pub struct TierOrder {
     web: Vec<HostName>,
     load_balancers: Vec<HostName>,
     others: Vec<HostName>,
+    /// How restarts go through the replicas, the app tier and the web tier.
+    rollouts: [Option<Rollout>; 3],
+}
+
+/// Which of a host's tasks a group runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Its main task.
+    Main,
+    /// Retiring old database passwords, once the app tier uses the new ones.
+    RetirePasswords,
 }
 
 /// One group of hosts in order: its label, how its hosts run, and the hosts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
+    /// Which task of each host it runs.
+    pub part: Part,
     /// The wave's label.
     pub label: &'static str,
     /// One at a time or in parallel.
     pub concurrency: Concurrency,
+    /// How a wave of this group that restarts its service goes instead, if it has a rollout.
+    pub rollout: Option<Concurrency>,
     /// The hosts, as the topology lists them.
     pub hosts: Vec<HostName>,
 }
@@ -61,6 +76,11 @@ impl TierOrder {
         let web = take(names(Tier::Web));
         let load_balancers = take(names(Tier::LoadBalancer));
         let others = take(topology.hosts.iter().map(|h| h.name.clone()).collect());
+        let rollouts = [
+            topology.database.as_ref().map(|d| d.rollout),
+            topology.app.as_ref().map(|a| a.rollout),
+            topology.web.as_ref().map(|w| w.rollout),
+        ];
         TierOrder {
             primary,
             replicas,
@@ -68,6 +88,7 @@ impl TierOrder {
             web,
             load_balancers,
             others,
+            rollouts,
         }
     }
 
@@ -76,15 +97,36 @@ impl TierOrder {
     /// then hosts in no tier; destroy goes the other way round.
     pub fn groups(&self, mode: PlanMode) -> Vec<Group> {
         let group = |label, concurrency, hosts: &Vec<HostName>| Group {
+            part: Part::Main,
             label,
             concurrency,
+            rollout: None,
             hosts: hosts.clone(),
         };
+        let rolling = |label, hosts: &Vec<HostName>, rollout: Option<Rollout>| Group {
+            rollout: match mode {
+                PlanMode::Apply => rollout.map(|r| Concurrency::Rolling {
+                    batch: r.batch_of(hosts.len()),
+                    max_unavailable: r.max_unavailable_of(hosts.len()),
+                }),
+                PlanMode::Destroy(_) => None,
+            },
+            ..group(label, Concurrency::Parallel, hosts)
+        };
+        let [replica_rollout, app_rollout, web_rollout] = self.rollouts;
         let mut groups = vec![
             group("database primary", Concurrency::OneAtATime, &self.primary),
-            group("database replicas", Concurrency::Parallel, &self.replicas),
-            group("app", Concurrency::Parallel, &self.app),
-            group("web", Concurrency::Parallel, &self.web),
+            rolling("database replicas", &self.replicas, replica_rollout),
+            rolling("app", &self.app, app_rollout),
+            Group {
+                part: Part::RetirePasswords,
+                ..group(
+                    "database primary: old passwords retired",
+                    Concurrency::OneAtATime,
+                    &self.primary,
+                )
+            },
+            rolling("web", &self.web, web_rollout),
             group(
                 "load balancers",
                 Concurrency::OneAtATime,

@@ -211,6 +211,16 @@ pub enum StepKind {
         /// The unit.
         unit: UnitName,
     },
+    /// Waits until the host passes the service's health check, checking again until the time
+    /// limit; a host that does not is this step's failure (and its task is undone).
+    WaitHealthy {
+        /// The unit the check is about.
+        unit: UnitName,
+        /// The check.
+        gate: crate::desired::HealthGate,
+        /// How long to keep trying.
+        timeout_seconds: u32,
+    },
     /// Removes a folder `infra` created, if it is empty.
     RemoveDirectory {
         /// The folder.
@@ -273,7 +283,15 @@ pub enum SqlStep {
         /// Whose password (resolved from the topology's secrets when the step runs).
         password: PasswordOf,
     },
-    /// `ALTER USER ... IDENTIFIED BY`.
+    /// `ALTER USER ... IDENTIFIED VIA` the new password `OR` the current one: both work
+    /// until [`SqlStep::SetPassword`] retires the old one, once every app host uses the new.
+    AddPassword {
+        /// The account.
+        account: SqlAccount,
+        /// Whose password.
+        password: PasswordOf,
+    },
+    /// `ALTER USER ... IDENTIFIED BY`: the password, and only it.
     SetPassword {
         /// The account.
         account: SqlAccount,
@@ -401,6 +419,7 @@ impl StepKind {
             | StepKind::StartUnit { .. }
             | StepKind::ReloadUnit { .. }
             | StepKind::RestartUnit { .. }
+            | StepKind::WaitHealthy { .. }
             | StepKind::RemoveDirectory { .. }
             | StepKind::PurgePackages { .. }
             | StepKind::RemoveAccounts { .. }
@@ -440,6 +459,7 @@ impl StepKind {
             | StepKind::StartUnit { .. }
             | StepKind::ReloadUnit { .. }
             | StepKind::RestartUnit { .. }
+            | StepKind::WaitHealthy { .. }
             | StepKind::RemoveDirectory { .. }
             | StepKind::PurgePackages { .. }
             | StepKind::RemoveAccounts { .. }
@@ -478,6 +498,7 @@ impl StepKind {
             | StepKind::StartUnit { .. }
             | StepKind::ReloadUnit { .. }
             | StepKind::RestartUnit { .. }
+            | StepKind::WaitHealthy { .. }
             | StepKind::RemoveDirectory { .. }
             | StepKind::PurgePackages { .. }
             | StepKind::RemoveAccounts { .. }
@@ -507,10 +528,13 @@ impl StepKind {
     }
 
     /// Whether the step changes what the host runs or serves. Opening the record, staging a
-    /// file beside its target and checking it do not.
+    /// file beside its target, checking it and waiting for health do not.
     pub fn changes_host(&self) -> bool {
         !self.is_bookkeeping()
-            && !matches!(self, StepKind::StageFile { .. } | StepKind::Check { .. })
+            && !matches!(
+                self,
+                StepKind::StageFile { .. } | StepKind::Check { .. } | StepKind::WaitHealthy { .. }
+            )
     }
 
     /// A short description, for progress lines and errors.
@@ -544,6 +568,14 @@ impl StepKind {
             StepKind::StartUnit { unit } => format!("start {unit}"),
             StepKind::ReloadUnit { unit } => format!("reload {unit}"),
             StepKind::RestartUnit { unit } => format!("restart {unit}"),
+            StepKind::WaitHealthy {
+                unit,
+                gate,
+                timeout_seconds,
+            } => format!(
+                "wait until {unit} is healthy ({}, up to {timeout_seconds} s)",
+                gate.describe()
+            ),
             StepKind::RemoveDirectory { path } => format!("remove {path}"),
             StepKind::PurgePackages { packages, .. } => format!("purge {}", names(packages)),
             StepKind::RemoveAccounts { .. } => "remove the packages' system accounts".to_owned(),
@@ -570,6 +602,9 @@ impl SqlStep {
             SqlStep::CreateDatabase { database } => format!("create database {database}"),
             SqlStep::DropDatabase { database } => format!("drop database {database}"),
             SqlStep::CreateAccount { account, .. } => format!("create account {account}"),
+            SqlStep::AddPassword { account, .. } => {
+                format!("add the new password of {account} beside the current one")
+            }
             SqlStep::SetPassword { account, .. } => format!("set the password of {account}"),
             SqlStep::Grant { account, grant } => format!("grant {grant} to {account}"),
             SqlStep::DropAccount { account } => format!("drop account {account}"),

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use infra_topology::text::{visible, visible_line};
 use serde_json::Value;
 
-use crate::plan::{Action, Plan, PlanMode, ResourceChange};
+use crate::plan::{Action, Concurrency, Plan, PlanMode, ResourceChange, StepKind};
 
 /// Colour or not (decided once by the caller: terminal, `--color`, `NO_COLOR`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +144,7 @@ pub fn text(plan: &Plan, colour: Colour) -> String {
             let _ = writeln!(out, "\n  # note: {}", visible_line(note));
         }
     }
+    rollouts(plan, colour, &mut out);
     for unreachable in &plan.unreachable {
         let _ = writeln!(
             out,
@@ -170,4 +171,52 @@ pub fn text(plan: &Plan, colour: Colour) -> String {
         let _ = writeln!(out, "\n{} {phrase}", colour.paint("32;1", "No changes."));
     }
     out
+}
+
+/// The rolling waves: which hosts restart, how many at once, and what each waits for.
+fn rollouts(plan: &Plan, colour: Colour, out: &mut String) {
+    for wave in &plan.waves {
+        let Concurrency::Rolling {
+            batch,
+            max_unavailable,
+        } = wave.concurrency
+        else {
+            continue;
+        };
+        let hosts: Vec<String> = wave.tasks.iter().map(|t| t.host.to_string()).collect();
+        let mut gates: Vec<String> = Vec::new();
+        for step in wave.tasks.iter().flat_map(|t| &t.steps) {
+            if let StepKind::WaitHealthy {
+                unit,
+                gate,
+                timeout_seconds,
+            } = &step.kind
+            {
+                let gate = format!(
+                    "{unit}: {} within {timeout_seconds} s",
+                    visible_line(&gate.describe())
+                );
+                if !gates.contains(&gate) {
+                    gates.push(gate);
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\n{} {}: {} at a time (at most {max_unavailable} out of service): {}",
+            colour.paint("1", "Rollout of"),
+            wave.label,
+            if batch == 1 {
+                "one host".to_owned()
+            } else {
+                format!("{batch} hosts")
+            },
+            hosts.join(", then ")
+        );
+        let _ = writeln!(
+            out,
+            "  each restarted host must pass {} before the next starts; the first that does not gets its previous files back and stops the rollout",
+            gates.join(" and ")
+        );
+    }
 }

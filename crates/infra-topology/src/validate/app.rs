@@ -48,6 +48,7 @@ impl Checker<'_, '_> {
         }
         let command = self.command(&raw.command);
         let environment = self.environment(&raw.environment);
+        let rollout = self.rollout(raw.rollout.as_ref(), "app", hosts.len(), 60);
         Some(App {
             hosts,
             name: name?,
@@ -58,6 +59,7 @@ impl Checker<'_, '_> {
             port: raw.port.as_ref().map_or(8000, |p| p.value),
             health_path: self.url_path(raw.health_path.as_ref(), "/health"),
             environment,
+            rollout,
         })
     }
 

@@ -57,6 +57,7 @@ impl Checker<'_, '_> {
             self.error(position, "replicas need a `replication_user`")
                 .expected("`replication_user: { name: repl, password: \"${env:...}\" }`");
         }
+        let rollout = self.rollout(raw.rollout.as_ref(), "database", replicas.len(), 120);
         Some(Database {
             primary: primary?,
             replicas,
@@ -64,6 +65,7 @@ impl Checker<'_, '_> {
             port: raw.port.as_ref().map_or(3306, |p| p.value),
             app_user: app_user?,
             replication_user,
+            rollout,
         })
     }
 

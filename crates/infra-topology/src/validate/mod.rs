@@ -7,6 +7,7 @@ mod firewall;
 mod hosts;
 mod load_balancer;
 mod ports;
+mod rollout;
 mod values;
 mod web;
 

@@ -47,6 +47,7 @@ impl Checker<'_, '_> {
                     .expected("a path prefix such as `/api/`");
             }
         }
+        let rollout = self.rollout(raw.rollout.as_ref(), "web", hosts.len(), 30);
         Some(Web {
             hosts,
             server_name,
@@ -56,6 +57,7 @@ impl Checker<'_, '_> {
             root: root?,
             app_path,
             status_port: raw.status_port.as_ref().map_or(8080, |p| p.value),
+            rollout,
         })
     }
 }

@@ -18,6 +18,7 @@ use infra_topology::HostName;
 
 use super::runtime;
 use crate::cli::{ApplyArgs, ChangeArgs, DestroyArgs, MaxFailArg};
+use crate::edge::Edge;
 use crate::exit::Exit;
 use crate::interrupts::Interrupts;
 use crate::ops::{self, Prepared, SecretValues};
@@ -66,7 +67,66 @@ pub fn apply(settings: &Settings, args: &ApplyArgs) -> anyhow::Result<Exit> {
         None => None,
     };
     let mode = saved.as_ref().map_or(PlanMode::Apply, |p| p.mode);
-    run(settings, &args.change, mode, saved)
+    let edge = (!args.edge.no_edge_check).then_some(EdgeCheck {
+        url: args.edge.edge_url.as_deref(),
+        timeout: args.edge_timeout,
+    });
+    run(settings, &args.change, mode, saved, edge)
+}
+
+/// The edge check apply ends with.
+#[derive(Debug, Clone, Copy)]
+struct EdgeCheck<'a> {
+    /// `--edge-url`.
+    url: Option<&'a str>,
+    /// How long to wait for it.
+    timeout: std::time::Duration,
+}
+
+/// How the edge check went: `None` when there was none to do.
+async fn check_edge(
+    prepared: &Prepared,
+    check: EdgeCheck<'_>,
+    json: bool,
+    progress: &Progress,
+) -> Option<Result<(), String>> {
+    let chain = prepared.certificate.as_ref().map(|c| c.chain_pem.as_str());
+    let edge = match Edge::of(&prepared.topology, chain, check.url) {
+        Ok(Some(edge)) => edge,
+        Ok(None) => return None,
+        Err(error) => return Some(Err(error.to_string())),
+    };
+    let answers = match edge.wait(check.timeout).await {
+        Ok(answers) => answers,
+        Err(error) => return Some(Err(error.to_string())),
+    };
+    let ok = answers.iter().all(|a| a.ok);
+    if json {
+        progress.json(serde_json::json!({ "type": "edge_check", "ok": ok, "answers": answers }));
+    } else {
+        for answer in &answers {
+            output::outln(&format!(
+                "edge: {} {}: {}",
+                answer.url,
+                if answer.ok { "ok" } else { "FAILED" },
+                infra_topology::text::visible_line(&answer.detail)
+            ));
+        }
+    }
+    Some(if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "the site does not answer through the VIP within {} s: {}",
+            check.timeout.as_secs(),
+            answers
+                .iter()
+                .filter(|a| !a.ok)
+                .map(|a| format!("{}: {}", a.url, a.detail))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+    })
 }
 
 /// Runs `infra destroy`.
@@ -76,7 +136,7 @@ pub fn destroy(settings: &Settings, args: &DestroyArgs) -> anyhow::Result<Exit> 
     } else {
         DataPolicy::Keep
     };
-    run(settings, &args.change, PlanMode::Destroy(data), None)
+    run(settings, &args.change, PlanMode::Destroy(data), None, None)
 }
 
 fn max_fail(arg: MaxFailArg) -> MaxFail {
@@ -106,7 +166,10 @@ fn run(
     args: &ChangeArgs,
     mode: PlanMode,
     saved: Option<Plan>,
+    edge: Option<EdgeCheck<'_>>,
 ) -> anyhow::Result<Exit> {
+    // Destroy (a saved destroy plan too) leaves no site to check.
+    let edge = edge.filter(|_| mode == PlanMode::Apply);
     let secrets = match mode {
         PlanMode::Apply => SecretValues::Required,
         PlanMode::Destroy(_) => SecretValues::NotNeeded,
@@ -182,6 +245,14 @@ fn run(
             Ready::Done(exit) => {
                 release(&gathered, &locked, &lock, parallelism).await;
                 close_all(gathered.transports.into_values()).await;
+                // Nothing to change: the site must still answer for apply to succeed.
+                if exit == Exit::Success
+                    && let Some(check) = edge
+                    && let Some(Err(error)) = check_edge(prepared, check, args.json, &progress).await
+                {
+                    output::errln(&format!("error: {error}"));
+                    return Ok(Exit::Error);
+                }
                 return Ok(exit);
             }
         };
@@ -218,7 +289,13 @@ fn run(
                 ));
             }
         }
-        Ok(summary(&report, mode, args.json, &progress))
+        let edge = match edge {
+            Some(check) if !report.failed() && !report.interrupted => {
+                check_edge(prepared, check, args.json, &progress).await
+            }
+            Some(_) | None => None,
+        };
+        Ok(summary(&report, mode, args.json, &progress, edge))
     })
 }
 
@@ -390,23 +467,32 @@ async fn confirm(question: &str) -> anyhow::Result<bool> {
 }
 
 /// Prints how the run ended and picks the exit code.
-fn summary(report: &Report, mode: PlanMode, json: bool, progress: &Progress) -> Exit {
+fn summary(
+    report: &Report,
+    mode: PlanMode,
+    json: bool,
+    progress: &Progress,
+    edge: Option<Result<(), String>>,
+) -> Exit {
     let counts = report.counts();
+    let edge_error = edge.and_then(Result::err);
     if json {
         progress.json(serde_json::json!({
             "type": "summary",
             "added": counts.added, "changed": counts.changed, "destroyed": counts.destroyed,
-            "failed": report.failed(), "interrupted": report.interrupted,
+            "failed": report.failed() || edge_error.is_some(), "interrupted": report.interrupted,
         }));
     } else {
-        for (host, outcome) in &report.hosts {
+        for (_, outcome) in &report.hosts {
             if let HostOutcome::Failed(error, _) = outcome {
                 output::errln(&format!(
                     "error: {}",
                     infra_topology::text::visible(&error.to_string())
                 ));
-                let _ = host;
             }
+        }
+        if let Some(error) = &edge_error {
+            output::errln(&format!("error: {error}"));
         }
         let verb = verb(mode);
         let counts_text = format!(
@@ -418,15 +504,20 @@ fn summary(report: &Report, mode: PlanMode, json: bool, progress: &Progress) -> 
                 "\n{verb} stopped. {counts_text} The hosts' records keep what was done; run `infra {}` again to finish.",
                 verb.to_lowercase()
             ));
+        } else if edge_error.is_some() {
+            output::outln(&format!(
+                "\n{verb} made its changes, but the site does not answer through the VIP. {counts_text}"
+            ));
         } else {
             output::outln(&format!("\n{verb} complete! {counts_text}"));
         }
     }
+    let failed = report.failed() || edge_error.is_some();
     if report.interrupted {
         Exit::Interrupted
-    } else if report.failed() && report.changed_anything() {
+    } else if failed && report.changed_anything() {
         Exit::Partial
-    } else if report.failed() {
+    } else if failed {
         Exit::Error
     } else {
         Exit::Success

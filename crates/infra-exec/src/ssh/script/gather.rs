@@ -102,7 +102,7 @@ database() {
   for u in "$@"; do list="$list,'$u'"; done
   q="SELECT 'db', 'up';
 SELECT 'db', 'database', SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '$db';
-SELECT 'db', 'user', CONCAT(User, '@', Host), authentication_string FROM mysql.user WHERE User IN ($list);
+SELECT 'db', 'user', CONCAT(u.User, '@', u.Host), u.authentication_string, IF(IFNULL(JSON_LENGTH(g.Priv, '\$.auth_or'), 0) > 1, 'retained', 'single') FROM mysql.user u LEFT JOIN mysql.global_priv g ON g.User = u.User AND g.Host = u.Host WHERE u.User IN ($list);
 SELECT 'db', 'grant', CONCAT(User, '@', Host) FROM mysql.db WHERE Db = '$db' AND Select_priv = 'Y' AND Insert_priv = 'Y' AND Update_priv = 'Y' AND Delete_priv = 'Y' AND Create_priv = 'Y' AND Drop_priv = 'Y' AND Alter_priv = 'Y' AND Index_priv = 'Y' AND User IN ($list);
 SELECT 'db', 'replication-grant', CONCAT(User, '@', Host) FROM mysql.user WHERE Repl_slave_priv = 'Y' AND User IN ($list);
 SELECT 'db', 'read-only', @@read_only;"
@@ -330,8 +330,11 @@ fn parse_line(
             match rest {
                 ["up"] => database.reachable = true,
                 ["database", name] => database.databases.push(checked(name)?),
-                ["user", account, hash] => {
+                ["user", account, hash, passwords] => {
                     if let Ok(account) = checked::<SqlAccount>(account) {
+                        if *passwords == "retained" {
+                            database.retained.push(account.clone());
+                        }
                         database.users.insert(account, (*hash).to_owned());
                     }
                 }
@@ -388,7 +391,7 @@ mod tests {
             file\t/etc/b\t-\nfile\t/etc/c\tother\n\
             service\tnginx.service\tenabled\tactive\nservice\tx.service\t\tinactive\n\
             firewall\tloaded\t{sha}\nfirewall\trecorded\t{sha} {sha}\n\
-            db\tup\ndb\tdatabase\tscaleup\ndb\tuser\tapp@10.0.0.1\t*ABC\ndb\tgrant\tapp@10.0.0.1\n\
+            db\tup\ndb\tdatabase\tscaleup\ndb\tuser\tapp@10.0.0.1\t*ABC\tretained\ndb\tuser\tapp@10.0.0.2\t*DEF\tsingle\ndb\tgrant\tapp@10.0.0.1\n\
             db\treplication-grant\trepl@10.0.0.2\ndb\tread-only\t1\n\
             db\treplica\tMaster_Host\t10.0.0.1\ndb\treplica\tSlave_IO_Running\tYes\n"
         );
@@ -408,6 +411,9 @@ mod tests {
         let db = facts.database.expect("database facts");
         assert!(db.reachable);
         assert_eq!(db.read_only, Some(true));
+        assert_eq!(db.users.len(), 2);
+        let retained: Vec<String> = db.retained.iter().map(ToString::to_string).collect();
+        assert_eq!(retained, ["app@10.0.0.1"], "a rotation under way is seen");
         assert_eq!(db.replication.expect("replica").io_running, "Yes");
     }
 

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use infra_plan::desired::{Check, CheckTarget, Display, Grant, Sensitivity, Trigger};
+use infra_plan::desired::{Check, CheckTarget, Display, Grant, HealthGate, Sensitivity, Trigger};
 use infra_plan::plan::{Backup, Restore, SqlStep, StepKind};
 use infra_plan::record::sensitivity_word;
 use infra_plan::shell::quote;
@@ -49,6 +49,27 @@ backup_once() {
     mkdir -p "$(dirname "$b")" && cp -a "$1" "$b" || fail "cannot back up $1"
     rec "$(printf '+backup\t%s' "$1")"
   fi
+}
+http_ok() {
+  r=$(timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf "GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n" "$2" "$3" >&3 && head -n 1 <&3' _ "$1" "$2" "$3" 2>/dev/null | tr -d '\r')
+  case "$r" in "HTTP/1."[01]" "[23]*) return 0 ;; esac
+  last="GET $2 on port $1: ${r:-no answer}"; return 1
+}
+mariadb_ok() { last=$(mariadb --connect-timeout=3 -e 'SELECT 1' 2>&1 >/dev/null); }
+replica_ok() {
+  s=$(mariadb --connect-timeout=3 -e 'SHOW SLAVE STATUS\G' 2>&1) || { last=$s; return 1; }
+  io=$(printf '%s\n' "$s" | sed -n 's/^ *Slave_IO_Running: //p')
+  sq=$(printf '%s\n' "$s" | sed -n 's/^ *Slave_SQL_Running: //p')
+  [ "$io" = Yes ] && [ "$sq" = Yes ] && return 0
+  last="replication threads: IO ${io:-none}, SQL ${sq:-none} $(printf '%s\n' "$s" | sed -n 's/^ *Last_[A-Z]*_Error: \(..*\)/\1/p' | head -n 1)"; return 1
+}
+wait_healthy() {
+  u=$1; t=$2; shift 2; end=$(( $(date +%s) + t )); last=""
+  while ! "$@"; do
+    if [ "$(date +%s)" -ge "$end" ]; then fail "$u did not become healthy within $t s: $last
+$(journalctl -u "$u" -n 15 --no-pager 2>/dev/null)"; fi
+    sleep 0.5
+  done
 }
 active_or_fail() { systemctl is-active --quiet "$1" || fail "$1 is not active: $(journal "$1")"; }
 db_up() { systemctl is-active --quiet mariadb.service; }
@@ -363,6 +384,24 @@ fn compile(script: &mut String, job: &Job<'_>, kind: &StepKind) {
         StepKind::StartUnit { unit } => service(script, unit.as_str(), None),
         StepKind::ReloadUnit { unit } => service(script, unit.as_str(), Some(Trigger::Reload)),
         StepKind::RestartUnit { unit } => service(script, unit.as_str(), Some(Trigger::Restart)),
+        StepKind::WaitHealthy {
+            unit,
+            gate,
+            timeout_seconds,
+        } => {
+            let check = match gate {
+                HealthGate::Http { port, path, host } => {
+                    format!("http_ok {port} {} {}", quote(path), quote(host))
+                }
+                HealthGate::Mariadb => "mariadb_ok".to_owned(),
+                HealthGate::Replication => "replica_ok".to_owned(),
+            };
+            let _ = writeln!(
+                script,
+                "wait_healthy {} {timeout_seconds} {check}",
+                quote(unit.as_str())
+            );
+        }
         StepKind::RemoveDirectory { path: folder } => {
             let _ = writeln!(
                 script,
@@ -556,6 +595,21 @@ fn compile_sql(script: &mut String, job: &Job<'_>, step: &SqlStep) {
                 None,
                 true,
             )
+        }
+        SqlStep::AddPassword {
+            account: who,
+            password: of,
+        } => {
+            let Some(secret) = job.passwords.get(&of.0) else {
+                let _ = writeln!(
+                    script,
+                    "fail 'the password of {} is not known to this run'",
+                    of.0
+                );
+                return;
+            };
+            let hash = infra_plan::plan::mysql_native_password(secret.expose());
+            (None, sql::add_password(who, &hash), None, true)
         }
         SqlStep::SetPassword {
             account: who,

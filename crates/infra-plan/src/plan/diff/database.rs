@@ -5,7 +5,7 @@ use infra_topology::{SqlAccount, UnitName};
 use serde_json::{Value, json};
 
 use super::HostDiff;
-use crate::desired::{DatabaseRole, Grant};
+use crate::desired::{DatabaseRole, Grant, HealthGate};
 use crate::facts::DatabaseFacts;
 use crate::paths;
 use crate::plan::change::{Action, Change, ResourceKind};
@@ -31,6 +31,7 @@ impl HostDiff<'_> {
     pub(super) fn database(&mut self) {
         let facts = self.facts.database.clone().unwrap_or_default();
         let mut sql = Vec::new();
+        let mut replicating = None;
         if let Some(objects) = self.wanted.database.clone() {
             if objects.role == DatabaseRole::Primary {
                 self.primary_objects(&objects, &facts, &mut sql);
@@ -79,15 +80,32 @@ impl HostDiff<'_> {
                     .services
                     .get(&unit)
                     .is_some_and(|s| s.is_active());
-                let start = match self.run_step(&unit, active) {
-                    Some(step) => Some(step),
+                let mut start = self.run_step(&unit, active);
+                if start.is_empty() && !sql.is_empty() {
                     // SQL needs the server up, whatever the facts said before the install.
-                    None if !sql.is_empty() => Some(
+                    start.push(
                         Step::new(StepKind::StartUnit { unit: unit.clone() })
                             .because("the SQL below needs it"),
-                    ),
-                    None => None,
-                };
+                    );
+                    start.extend(self.health_step(&unit));
+                }
+                // A replica that restarted is healthy again once it replicates (after the SQL
+                // below, which may be what starts replication).
+                if !start.is_empty() && objects.role == DatabaseRole::Replica {
+                    let timeout_seconds = self
+                        .wanted
+                        .services
+                        .iter()
+                        .find(|s| s.unit == unit)
+                        .and_then(|s| s.health.as_ref())
+                        .map_or(120, |h| h.timeout_seconds);
+                    let wait = StepKind::WaitHealthy {
+                        unit: unit.clone(),
+                        gate: HealthGate::Replication,
+                        timeout_seconds,
+                    };
+                    replicating = Some(Step::new(wait.clone()).undone_by(wait));
+                }
                 self.database.extend(start);
             }
         } else if self.destroying() && self.deleting_data() {
@@ -96,6 +114,16 @@ impl HostDiff<'_> {
             self.unwanted_accounts(&[], &mut sql);
         }
         self.database.extend(sql);
+        self.database.extend(replicating);
+    }
+
+    /// Plans the retirement of `account`'s old password, after the app tier.
+    fn retire_password(&mut self, account: &SqlAccount, user: &infra_topology::SqlName) {
+        self.retire
+            .push(Step::new(StepKind::Sql(SqlStep::SetPassword {
+                account: account.clone(),
+                password: PasswordOf(user.clone()),
+            })));
     }
 
     fn primary_objects(
@@ -136,14 +164,27 @@ impl HostDiff<'_> {
                             password: PasswordOf(user.name.clone()),
                         }),
                     ),
+                    // A rotation that did not finish: the old password is still accepted.
+                    Some(hash)
+                        if hash.eq_ignore_ascii_case(&want)
+                            && facts.retained.contains(&account) =>
+                    {
+                        self.retire_password(&account, &user.name);
+                        (Action::Update, None)
+                    }
                     Some(hash) if hash.eq_ignore_ascii_case(&want) => (Action::NoOp, None),
-                    Some(_) => (
-                        Action::Update,
-                        Some(SqlStep::SetPassword {
-                            account: account.clone(),
-                            password: PasswordOf(user.name.clone()),
-                        }),
-                    ),
+                    // The new password works beside the old one until the app hosts have
+                    // restarted on it; the old one is retired after the app tier.
+                    Some(_) => {
+                        self.retire_password(&account, &user.name);
+                        (
+                            Action::Update,
+                            Some(SqlStep::AddPassword {
+                                account: account.clone(),
+                                password: PasswordOf(user.name.clone()),
+                            }),
+                        )
+                    }
                 };
                 sql.extend(step.map(|s| Step::new(StepKind::Sql(s))));
                 let before = if facts.users.contains_key(&account) {

@@ -68,6 +68,7 @@ pub fn make(input: PlanInput<'_>) -> Plan {
     let mut hosts = Vec::new();
     let mut package_tasks: Vec<Task> = Vec::new();
     let mut main_tasks: BTreeMap<HostName, Vec<Step>> = BTreeMap::new();
+    let mut retire_tasks: BTreeMap<HostName, Vec<Step>> = BTreeMap::new();
     for state in &desired.hosts {
         let Some((_, facts)) = input.facts.iter().find(|(name, _)| name == &state.name) else {
             continue;
@@ -81,7 +82,8 @@ pub fn make(input: PlanInput<'_>) -> Plan {
             ..
         } = &diff;
         let main = diff.main_steps();
-        let (mut packages, mut main) = bracket(&input, facts, packages.clone(), main);
+        let [mut packages, mut main, retire] =
+            bracket(&input, facts, [packages.clone(), main, diff.retire.clone()]);
         if let Some(local) = diff.imported() {
             let import = Step::new(StepKind::ImportRecord {
                 record: Box::new(local),
@@ -105,6 +107,9 @@ pub fn make(input: PlanInput<'_>) -> Plan {
         if !main.is_empty() {
             main_tasks.insert(state.name.clone(), main);
         }
+        if !retire.is_empty() {
+            retire_tasks.insert(state.name.clone(), retire);
+        }
         hosts.push(HostPlan {
             host: state.name.clone(),
             expects: Expectation {
@@ -125,11 +130,15 @@ pub fn make(input: PlanInput<'_>) -> Plan {
         });
     }
     for group in input.order.groups(input.mode) {
+        let source = match group.part {
+            super::order::Part::Main => &mut main_tasks,
+            super::order::Part::RetirePasswords => &mut retire_tasks,
+        };
         let tasks: Vec<Task> = group
             .hosts
             .iter()
             .filter_map(|host| {
-                main_tasks.remove(host).map(|steps| Task {
+                source.remove(host).map(|steps| Task {
                     host: host.clone(),
                     steps,
                 })
@@ -138,13 +147,26 @@ pub fn make(input: PlanInput<'_>) -> Plan {
         let unreachable: Vec<HostName> = group
             .hosts
             .iter()
+            .filter(|_| group.part == super::order::Part::Main)
             .filter(|host| input.unreachable.iter().any(|u| &u.host == *host))
             .cloned()
             .collect();
+        // A wave that restarts its tier's service rolls through it when the tier says how.
+        let restarts = tasks.iter().flat_map(|t| &t.steps).any(|s| {
+            matches!(s.kind, StepKind::RestartUnit { .. })
+                && tasks
+                    .iter()
+                    .flat_map(|t| &t.steps)
+                    .any(|w| matches!(w.kind, StepKind::WaitHealthy { .. }))
+        });
+        let concurrency = match group.rollout {
+            Some(rolling) if restarts => rolling,
+            Some(_) | None => group.concurrency,
+        };
         if !tasks.is_empty() || !unreachable.is_empty() {
             waves.push(Wave {
                 label: group.label.to_owned(),
-                concurrency: group.concurrency,
+                concurrency,
                 tasks,
                 unreachable,
             });
@@ -174,36 +196,26 @@ pub fn make(input: PlanInput<'_>) -> Plan {
     }
 }
 
-/// Puts the record's bookkeeping around a host's steps: `BeginRun` first (in whichever task
-/// comes first), `FinishRun` last. A host with nothing to do gets neither.
-fn bracket(
-    input: &PlanInput<'_>,
-    facts: &HostFacts,
-    packages: Vec<Step>,
-    mut main: Vec<Step>,
-) -> (Vec<Step>, Vec<Step>) {
-    if packages.is_empty() && main.is_empty() {
-        return (packages, main);
-    }
+/// Puts the record's bookkeeping around a host's tasks (packages, main, retiring old
+/// passwords): `BeginRun` first in whichever comes first, `FinishRun` last in whichever comes
+/// last. A host with nothing to do gets neither.
+fn bracket(input: &PlanInput<'_>, facts: &HostFacts, mut tasks: [Vec<Step>; 3]) -> [Vec<Step>; 3] {
+    let Some(first) = tasks.iter().position(|t| !t.is_empty()) else {
+        return tasks;
+    };
+    let last = tasks.iter().rposition(|t| !t.is_empty()).unwrap_or(first);
     let (lineage, serial) = match &facts.record {
         Some(record) => (record.lineage.clone(), record.serial + 1),
         None => (input.new_lineage.clone(), 1),
     };
-    let begin = Step::new(StepKind::BeginRun { lineage, serial });
-    let ends_with_forget = main
+    let ends_with_forget = tasks[last]
         .last()
         .is_some_and(|s| matches!(s.kind, StepKind::ForgetRecord));
     if !ends_with_forget {
-        main.push(Step::new(StepKind::FinishRun));
+        tasks[last].push(Step::new(StepKind::FinishRun));
     }
-    if packages.is_empty() {
-        main.insert(0, begin);
-        (packages, main)
-    } else {
-        let mut packages = packages;
-        packages.insert(0, begin);
-        (packages, main)
-    }
+    tasks[first].insert(0, Step::new(StepKind::BeginRun { lineage, serial }));
+    tasks
 }
 
 /// One host's diff, section by section; the main task is the sections in order.
@@ -230,6 +242,8 @@ pub(super) struct HostDiff<'a> {
     services: Vec<Step>,
     /// Folders, packages and accounts removed; the record forgotten.
     cleanup: Vec<Step>,
+    /// Old database passwords retired, in a task of its own after the app tier.
+    retire: Vec<Step>,
     /// What each unit is owed by this plan's changes, and why.
     triggers: BTreeMap<UnitName, (Trigger, Vec<String>)>,
     /// Packages installed in this run.
@@ -258,6 +272,7 @@ impl<'a> HostDiff<'a> {
             database: Vec::new(),
             services: Vec::new(),
             cleanup: Vec::new(),
+            retire: Vec::new(),
             triggers: BTreeMap::new(),
             installing: Vec::new(),
         }

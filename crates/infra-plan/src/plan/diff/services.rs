@@ -62,8 +62,8 @@ impl HostDiff<'_> {
             }
             // The database's server is started or restarted before its SQL, not here.
             if Some(&service.unit) != database_unit.as_ref() {
-                let step = self.run_step(&service.unit, fact.is_active());
-                self.services.extend(step);
+                let steps = self.run_step(&service.unit, fact.is_active());
+                self.services.extend(steps);
             }
             self.changes.push(
                 Change::new(ResourceKind::Service, service.unit.as_str(), action)
@@ -88,24 +88,41 @@ impl HostDiff<'_> {
         }
     }
 
-    /// The step that makes `unit` run what it should: a restart or reload when something
-    /// changed (reload starts a stopped unit), else a start when it is not running.
-    pub(super) fn run_step(&self, unit: &UnitName, active: bool) -> Option<Step> {
-        match self.trigger_reason(unit) {
-            Some((Trigger::Restart, because)) => Some(
+    /// The steps that make `unit` run what it should: a restart or reload when something
+    /// changed (reload starts a stopped unit), else a start when it is not running; then,
+    /// when the service has a health check, a wait until it passes.
+    pub(super) fn run_step(&self, unit: &UnitName, active: bool) -> Vec<Step> {
+        let step = match self.trigger_reason(unit) {
+            Some((Trigger::Restart, because)) => {
                 Step::new(StepKind::RestartUnit { unit: unit.clone() })
                     .because(because)
-                    .undone_by(StepKind::RestartUnit { unit: unit.clone() }),
-            ),
-            Some((Trigger::Reload, because)) => Some(
+                    .undone_by(StepKind::RestartUnit { unit: unit.clone() })
+            }
+            Some((Trigger::Reload, because)) => {
                 Step::new(StepKind::ReloadUnit { unit: unit.clone() })
                     .because(because)
-                    .undone_by(StepKind::ReloadUnit { unit: unit.clone() }),
-            ),
-            None if !active => {
-                Some(Step::new(StepKind::StartUnit { unit: unit.clone() }).because("not running"))
+                    .undone_by(StepKind::ReloadUnit { unit: unit.clone() })
             }
-            None => None,
-        }
+            None if !active => {
+                Step::new(StepKind::StartUnit { unit: unit.clone() }).because("not running")
+            }
+            None => return Vec::new(),
+        };
+        let mut steps = vec![step];
+        steps.extend(self.health_step(unit));
+        steps
+    }
+
+    /// The wait for `unit`'s health check, if it has one. Its undo waits again, after the
+    /// undo of the restart before it, so a rolled-back host is seen serving again.
+    pub(super) fn health_step(&self, unit: &UnitName) -> Option<Step> {
+        let service = self.wanted.services.iter().find(|s| &s.unit == unit)?;
+        let health = service.health.as_ref()?;
+        let wait = StepKind::WaitHealthy {
+            unit: unit.clone(),
+            gate: health.gate.clone(),
+            timeout_seconds: health.timeout_seconds,
+        };
+        Some(Step::new(wait.clone()).undone_by(wait))
     }
 }
