@@ -54,9 +54,18 @@ ensure_validators() {
   ensure_commands haproxy:haproxy keepalived:keepalived nginx:nginx nftables:nft mariadb-server:mariadbd
 }
 
+# Rust at least as new as Cargo.toml's `rust-version`. Debian 12's own cargo (1.65) is too old,
+# so the advice is rustup, never `apt-get install cargo`.
 ensure_rust() {
+  local wanted have
+  wanted=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
   if ! command -v cargo >/dev/null 2>&1; then
-    say "cargo is missing: install Rust (https://rustup.rs, or apt-get install cargo) and run this again"
+    say "cargo is missing: install Rust $wanted or newer with rustup (https://rustup.rs; Debian's own cargo is too old) and run this again"
+    exit 1
+  fi
+  have=$(cargo --version | sed -n 's/^cargo \([0-9][0-9.]*\).*/\1/p')
+  if [ "$(printf '%s\n%s\n' "$wanted" "$have" | sort -V | head -n 1)" != "$wanted" ]; then
+    say "cargo $have is older than the Rust $wanted infra needs: update it with rustup (rustup update stable; https://rustup.rs) and run this again"
     exit 1
   fi
 }

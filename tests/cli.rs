@@ -397,3 +397,233 @@ fn a_rollout_must_leave_a_host_of_the_tier_serving() {
         assert!(err.contains(message), "{rollout}: {err}");
     }
 }
+
+#[test]
+fn the_man_page_in_docs_is_current() {
+    let output = common::infra().arg("man").output().expect("run");
+    assert_eq!(output.status.code(), Some(0));
+    let committed =
+        std::fs::read_to_string(common::root().join("docs/infra.1")).expect("docs/infra.1");
+    assert!(
+        String::from_utf8_lossy(&output.stdout) == committed,
+        "docs/infra.1 is stale: run `infra man > docs/infra.1`"
+    );
+    for command in [
+        "plan",
+        "apply",
+        "destroy",
+        "show",
+        "status",
+        "force-unlock",
+        "completions",
+    ] {
+        assert!(
+            committed.contains(&format!(".SH \"INFRA {}\"", command.to_uppercase())),
+            "{command}"
+        );
+    }
+}
+
+#[test]
+fn completions_cover_every_command_in_every_shell() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let output = common::infra()
+            .args(["completions", shell])
+            .output()
+            .expect("run");
+        assert_eq!(output.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8_lossy(&output.stdout);
+        for command in [
+            "validate",
+            "plan",
+            "show",
+            "apply",
+            "destroy",
+            "force-unlock",
+            "state",
+        ] {
+            assert!(script.contains(command), "{shell} lacks {command}");
+        }
+        assert!(script.contains("lock-timeout"), "{shell} lacks the flags");
+    }
+    let output = common::infra()
+        .args(["completions", "tcsh"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        output.status.code(),
+        Some(64),
+        "an unknown shell is a usage error"
+    );
+}
+
+#[test]
+fn flags_a_pipeline_sets_can_come_from_the_environment() {
+    let dir = common::example_copy();
+    // INFRA_FILE names the topology; a bad INFRA_PARALLELISM is a usage error like the flag.
+    let output = common::infra()
+        .env("INFRA_FILE", dir.path().join("infra.yaml"))
+        .arg("validate")
+        .output()
+        .expect("run");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = common::infra()
+        .env("INFRA_PARALLELISM", "0")
+        .args(["plan", "-f"])
+        .arg(dir.path().join("infra.yaml"))
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("parallelism"));
+    let help = common::infra()
+        .args(["apply", "--help"])
+        .output()
+        .expect("run");
+    let help = String::from_utf8_lossy(&help.stdout);
+    for variable in [
+        "INFRA_FILE",
+        "INFRA_LOCK_TIMEOUT",
+        "INFRA_PARALLELISM",
+        "INFRA_MAX_FAIL",
+        "INFRA_NO_COLOR",
+    ] {
+        assert!(help.contains(variable), "{variable} not in apply --help");
+    }
+    assert!(
+        !help.contains("INFRA_AUTO_APPROVE"),
+        "approval stays explicit"
+    );
+}
+
+/// Runs `infra ARGS` on `file` and returns (exit code, stdout parsed as JSON lines, stderr).
+fn json_run(
+    file: &std::path::Path,
+    args: &[&str],
+) -> (Option<i32>, Vec<serde_json::Value>, String) {
+    let output = common::infra()
+        .args(args)
+        .arg("-f")
+        .arg(file)
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let documents = if stdout.trim_start().starts_with('{') && !stdout.trim().contains("\n{") {
+        vec![serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))]
+    } else {
+        stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    };
+    (
+        output.status.code(),
+        documents,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn json_output_never_goes_silent_on_an_invalid_topology() {
+    let dir = common::example_copy();
+    let file = dir.path().join("infra.yaml");
+    common::edit(
+        &file,
+        "  web1: { address: 10.231.7.21 }",
+        "  web1: { adress: 10.231.7.21 }",
+    );
+    for args in [
+        &["validate", "--json"][..],
+        &["plan", "--json"],
+        &["status", "--json"],
+    ] {
+        let (code, documents, stderr) = json_run(&file, args);
+        assert_eq!(code, Some(1), "{args:?}");
+        assert_eq!(documents.len(), 1, "{args:?}: one document");
+        let diagnostic = &documents[0]["diagnostics"][0];
+        assert_eq!(diagnostic["severity"], "error", "{args:?}: {documents:?}");
+        assert_eq!(
+            diagnostic["summary"],
+            "unknown key `adress` in `hosts.web1`"
+        );
+        assert_eq!(diagnostic["range"]["start"]["line"], 21, "{diagnostic}");
+        assert_eq!(diagnostic["range"]["start"]["column"], 11, "{diagnostic}");
+        assert!(
+            diagnostic["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("did you mean `address`?")
+        );
+        assert!(
+            stderr.contains("error: unknown key `adress`"),
+            "errors go to stderr too"
+        );
+    }
+    // apply and destroy stream events: the failure is a `diagnostic` event.
+    let (code, events, _) = json_run(&file, &["apply", "--auto-approve", "--json"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "diagnostic" && e["severity"] == "error"),
+        "{events:?}"
+    );
+    // Valid: one document saying so.
+    let (code, documents, _) = json_run(&common::example(), &["validate", "--json"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(documents[0]["valid"], true);
+}
+
+#[test]
+fn a_plan_with_an_unreachable_host_is_marked_errored_and_never_saved() {
+    let dir = common::example_copy();
+    let file = dir.path().join("infra.yaml");
+    // Every host on loopback with SSH on a closed port: refused at once, no traffic leaves.
+    let text = std::fs::read_to_string(&file).expect("read");
+    let text = text
+        .replace(
+            "  ssh:\n    user: root\n",
+            "  ssh:\n    user: root\n    port: 1\n",
+        )
+        .replace("10.231.7.", "127.0.0.");
+    std::fs::write(&file, text).expect("write");
+    let saved = dir.path().join("saved.plan");
+    let (code, documents, stderr) = json_run(
+        &file,
+        &[
+            "plan",
+            "--json",
+            "--connect-timeout",
+            "3",
+            "--out",
+            saved.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(!saved.exists(), "an errored plan is never saved");
+    let document = &documents[0];
+    assert_eq!(
+        document["diagnostics"][0]["severity"], "error",
+        "{document}"
+    );
+    assert!(
+        document["diagnostics"][0]["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not saved")
+    );
+    // Without --out, the plan itself is the document, marked errored, one diagnostic per host.
+    let (code, documents, _) = json_run(&file, &["plan", "--json", "--connect-timeout", "3"]);
+    assert_eq!(code, Some(1));
+    let plan = &documents[0];
+    assert_eq!(plan["errored"], true, "{plan}");
+    let hosts: Vec<&str> = plan["diagnostics"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|x| x["host"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(hosts.len(), 8, "{plan}");
+}

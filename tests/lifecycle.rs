@@ -156,6 +156,27 @@ impl Prompted {
     }
 }
 
+/// The JSON event stream of a failed run ends with an error diagnostic whose summary holds
+/// `summary`; it names a host when the error concerns one.
+fn assert_json_diagnostic(output: &Output, summary: &str) {
+    let stdout = text(&output.stdout);
+    let last: serde_json::Value = stdout
+        .lines()
+        .last()
+        .and_then(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| panic!("no JSON event at the end:\n{}", show(output)));
+    assert_eq!(last["type"], "diagnostic", "{last}");
+    assert_eq!(last["severity"], "error", "{last}");
+    assert!(
+        last["summary"].as_str().unwrap_or("").contains(summary),
+        "{last}"
+    );
+    assert!(
+        last["host"].as_str().is_some_and(|h| HOSTS.contains(&h)),
+        "{last}"
+    );
+}
+
 /// Whether any host still holds a lock of `infra`.
 fn locked_hosts(example: &LabExample) -> Vec<&'static str> {
     HOSTS
@@ -421,8 +442,32 @@ fn two_runners_plan_apply_race_crash_and_destroy_on_real_hosts() {
         "{}",
         show(&stale)
     );
+    let stale = a.infra(&["apply", plan_path, "--json"]);
+    assert_code("apply --json of a stale plan", &stale, 1);
+    assert_json_diagnostic(&stale, "the saved plan is stale");
     // ... applied exactly when it is current, from the other runner ...
     assert_code("plan --out", &a.infra(&["plan", "--out", plan_path]), 0);
+    // (what a review sees of it: text, JSON, and the Markdown of a pull-request comment)
+    let shown = a.infra(&["show", plan_path]);
+    assert_code("show", &shown, 0);
+    let as_json: serde_json::Value =
+        serde_json::from_slice(&a.infra(&["show", plan_path, "--json"]).stdout).expect("JSON");
+    assert_eq!(as_json["errored"], false);
+    let changes = as_json["summary"]["change"].as_u64().unwrap_or(0);
+    assert!(
+        text(&shown.stdout).contains(&format!("Plan: 0 to add, {changes} to change")),
+        "{}",
+        show(&shown)
+    );
+    let markdown = text(&a.infra(&["show", plan_path, "--markdown"]).stdout);
+    assert!(
+        markdown.contains("### infra plan for `scale-test`")
+            && markdown.contains("| `web2` | 0 | 1 | 0 | reload nginx.service |"),
+        "{markdown}"
+    );
+    for (name, value) in common::SECRETS {
+        assert!(!markdown.contains(value), "the Markdown shows {name}");
+    }
     let copied = b.path().join("drift.plan");
     std::fs::copy(&plan_file, &copied).expect("copy the plan to runner B");
     assert_code(
@@ -667,6 +712,10 @@ fn two_runners_plan_apply_race_crash_and_destroy_on_real_hosts() {
         "{}",
         show(&blocked)
     );
+    // The same for a pipeline: the event stream ends with a diagnostic naming the host.
+    let blocked = b.infra(&["apply", "--auto-approve", "--json"]);
+    assert_code("apply --json while a dead run holds the lock", &blocked, 1);
+    assert_json_diagnostic(&blocked, "is locked by");
     let id = err
         .split("lock ID ")
         .nth(1)

@@ -391,7 +391,12 @@ fn the_example_serves_real_traffic_and_survives_losing_a_load_balancer() {
     });
     let broken = broken.expect("apply ran");
     let err = text(&broken.stderr);
-    assert_eq!(broken.status.code(), Some(1), "{err}");
+    assert_eq!(
+        broken.status.code(),
+        Some(1),
+        "{}\n{err}",
+        text(&broken.stdout)
+    );
     assert!(
         err.contains("on `app1`")
             && err.contains("did not become healthy")
@@ -405,6 +410,13 @@ fn the_example_serves_real_traffic_and_survives_losing_a_load_balancer() {
         ],
         release_before,
         "app1 is back on the previous release and app2 never left it"
+    );
+    assert_eq!(
+        example
+            .ssh_ok("app1", "systemctl is-active counter.service || true")
+            .trim(),
+        "active",
+        "app1 runs the previous release again (even after systemd's start limit)"
     );
     std::fs::write(&app_py, good).expect("app.py back");
 

@@ -339,6 +339,7 @@ async fn a_rollout_never_takes_more_hosts_out_than_it_may() {
         shown.contains("Rollout of app: one host at a time (at most 1 out of service): app1"),
         "{shown}"
     );
+    insta::assert_snapshot!("errored_markdown", view::markdown::markdown(&plan));
     let report = lab
         .run(&loaded, &gathered, &plan, RunSettings::default())
         .await
@@ -608,6 +609,7 @@ async fn plans_read_as_snapshots_fresh_converged_drift_and_destroy() {
         "drift_json",
         serde_json::to_string_pretty(&view::json::view(&drift)).expect("JSON")
     );
+    insta::assert_snapshot!("drift_markdown", view::markdown::markdown(&drift));
     let (_, _, destroy) = lab.plan(PlanMode::Destroy(DataPolicy::Keep)).await;
     insta::assert_snapshot!("destroy", text(&destroy));
     insta::assert_snapshot!(

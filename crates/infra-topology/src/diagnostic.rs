@@ -187,6 +187,43 @@ impl Diagnostics {
     }
 }
 
+impl Diagnostics {
+    /// The findings as JSON, Terraform's machine-readable shape: severity, summary, detail
+    /// (what was expected, the hint), and the range (file, line, column) when there is one;
+    /// the first [`SHOWN_LIMIT`] of them, as the text shows.
+    pub fn to_json(&self, source: &SourceFile) -> Vec<serde_json::Value> {
+        self.sorted()
+            .into_iter()
+            .take(SHOWN_LIMIT)
+            .map(|d| {
+                let detail: Vec<String> = [
+                    d.expected.as_ref().map(|e| format!("expected: {e}")),
+                    d.hint.as_ref().map(|h| format!("hint: {h}")),
+                ]
+                .into_iter()
+                .flatten()
+                .map(|line| crate::text::visible(&line).into_owned())
+                .collect();
+                let mut json = serde_json::json!({
+                    "severity": match d.severity {
+                        Severity::Error => "error",
+                        Severity::Warning => "warning",
+                    },
+                    "summary": crate::text::visible(&d.message),
+                    "detail": detail.join("\n"),
+                });
+                if d.position.line > 0 {
+                    json["range"] = serde_json::json!({
+                        "filename": source.path().display().to_string(),
+                        "start": { "line": d.position.line, "column": d.position.column },
+                    });
+                }
+                json
+            })
+            .collect()
+    }
+}
+
 impl Extend<Diagnostic> for Diagnostics {
     fn extend<T: IntoIterator<Item = Diagnostic>>(&mut self, iter: T) {
         self.items.extend(iter);

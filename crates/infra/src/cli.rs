@@ -30,16 +30,21 @@ pub struct GlobalArgs {
         long = "file",
         global = true,
         default_value = "infra.yaml",
-        value_name = "PATH"
+        value_name = "PATH",
+        env = "INFRA_FILE"
     )]
     pub file: PathBuf,
     /// When to colour the output: `auto` (on a terminal, unless NO_COLOR is set or TERM is
     /// `dumb`), `always` or `never`.
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN", env = "INFRA_COLOR")]
     pub color: ColorChoice,
     /// Never colour the output (the same as `--color never`).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "INFRA_NO_COLOR")]
     pub no_color: bool,
+    /// Show each script sent to a host, on stderr (file contents and SQL, where secrets
+    /// travel, are left out).
+    #[arg(short = 'v', long, global = true)]
+    pub verbose: bool,
 }
 
 /// When to colour output.
@@ -56,7 +61,7 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check the topology: every error at once, each with file:line:col and a hint.
-    Validate,
+    Validate(ValidateArgs),
     /// Write (or print) exactly the files `apply` would put on each host, offline.
     Render(RenderArgs),
     /// Draw the topology: tiers, hosts, VIP, traffic, replication and firewall openings.
@@ -65,6 +70,8 @@ pub enum Command {
     Schema,
     /// Connect to every host, gather facts, and show what apply would change. Changes nothing.
     Plan(PlanArgs),
+    /// Print a plan saved with `infra plan --out`: as text, JSON, or Markdown for a review.
+    Show(ShowArgs),
     /// Per host: whether each managed service is active and each health check passes.
     Status(StatusArgs),
     /// Converge the hosts to the topology (or run a saved plan), after showing the plan.
@@ -79,6 +86,17 @@ pub enum Command {
     /// Real Debian hosts for the topology on this machine, as Docker containers.
     #[command(subcommand)]
     Lab(LabCommand),
+    /// Print shell completions (`infra completions bash > /etc/bash_completion.d/infra`).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff; docs/infra.1 is this output).
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,7 +145,7 @@ pub struct StateRmArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
     /// Wait this long for the host's lock (`30s`, `5m`).
-    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, env = "INFRA_LOCK_TIMEOUT")]
     pub lock_timeout: Duration,
 }
 
@@ -180,7 +198,7 @@ pub enum GraphFormatArg {
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
     /// Hosts worked on at once (1-1024).
-    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1024), env = "INFRA_PARALLELISM")]
     pub parallelism: u16,
     /// Only these hosts (repeatable).
     #[arg(long = "target", value_name = "HOST")]
@@ -195,7 +213,7 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
     /// Seconds to wait for a connection (1-3600).
-    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600), env = "INFRA_CONNECT_TIMEOUT")]
     pub connect_timeout: u64,
     /// Seconds to wait for each remote command (1-86400).
     #[arg(long, value_name = "SECONDS", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=86_400))]
@@ -235,10 +253,10 @@ pub struct ChangeArgs {
     #[arg(long)]
     pub json: bool,
     /// Failed hosts a wave tolerates before the run stops: a count or a percentage (`25%`).
-    #[arg(long, value_name = "N|N%", default_value = "0", value_parser = parse_max_fail)]
+    #[arg(long, value_name = "N|N%", default_value = "0", value_parser = parse_max_fail, env = "INFRA_MAX_FAIL")]
     pub max_fail: MaxFailArg,
     /// Wait this long for the hosts' locks (`30s`, `5m`, `1h`); by default fail at once.
-    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, env = "INFRA_LOCK_TIMEOUT")]
     pub lock_timeout: Duration,
 }
 
@@ -297,7 +315,7 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub edge: EdgeArgs,
     /// How long apply waits for the edge to answer before it reports failure.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration, env = "INFRA_EDGE_TIMEOUT")]
     pub edge_timeout: Duration,
 }
 
@@ -305,11 +323,11 @@ pub struct ApplyArgs {
 #[derive(Debug, Args)]
 pub struct EdgeArgs {
     /// Do not check the site through the VIP (for runners that cannot reach it).
-    #[arg(long)]
+    #[arg(long, env = "INFRA_NO_EDGE_CHECK")]
     pub no_edge_check: bool,
     /// Reach the edge at this address instead of the VIP (`https://203.0.113.7:443`); the
     /// site is still asked for by its name and its certificate checked.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "INFRA_EDGE_URL")]
     pub edge_url: Option<String>,
 }
 
@@ -328,6 +346,26 @@ pub struct ForceUnlockArgs {
     pub id: String,
     #[command(flatten)]
     pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// One JSON document on stdout: `valid`, and the diagnostics with file, line and column.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The saved plan.
+    #[arg(value_name = "PLANFILE")]
+    pub plan_file: PathBuf,
+    /// Print the plan's JSON view (the same as `infra plan --json`).
+    #[arg(long, conflicts_with = "markdown")]
+    pub json: bool,
+    /// Print a compact Markdown summary for a pull-request comment or `$GITHUB_STEP_SUMMARY`.
+    #[arg(long)]
+    pub markdown: bool,
 }
 
 #[derive(Debug, Args)]

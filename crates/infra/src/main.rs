@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         Ok(exit) => exit,
         Err(error) => {
             output::print_error(&error, settings.style);
+            output::json_diagnostics(settings.output, vec![output::error_diagnostic(&error)]);
             Exit::Error
         }
     };

@@ -84,6 +84,12 @@ pub fn load(settings: &Settings, secrets: SecretValues) -> anyhow::Result<Option
                 ));
             }
             output::errln(style.diagnostics(&summary).trim_end());
+            let json = diagnostics
+                .to_json(&source_file)
+                .into_iter()
+                .map(|d| serde_json::from_str(&output::scrub(&d.to_string())).unwrap_or(d))
+                .collect();
+            output::json_diagnostics(settings.output, json);
             Ok(None)
         }
         Err(LoadError::Read(source)) => {
@@ -285,6 +291,7 @@ pub async fn ssh_options(
             .ssh_config
             .clone()
             .or_else(|| settings.user_ssh_config.clone()),
+        verbose: settings.verbose,
     };
     Ok(options)
 }
@@ -340,39 +347,51 @@ pub fn plan(prepared: &Prepared, mode: PlanMode, gathered: &Gathered) -> Plan {
 }
 
 /// Why a saved plan no longer matches the topology or the hosts.
-pub fn stale(saved: &Plan, fresh: &Plan) -> Result<(), String> {
+/// Why a saved plan is stale, and the host that changed when one did.
+#[derive(Debug)]
+pub struct Stale {
+    /// Why.
+    pub reason: String,
+    /// The host that changed.
+    pub host: Option<HostName>,
+}
+
+pub fn stale(saved: &Plan, fresh: &Plan) -> Result<(), Stale> {
+    let whole = |reason: String| Stale { reason, host: None };
     if saved.format_version != fresh.format_version {
-        return Err(format!(
+        return Err(whole(format!(
             "it has format {}, this infra writes {}",
             saved.format_version, fresh.format_version
-        ));
+        )));
     }
     if saved.topology != fresh.topology {
-        return Err(format!(
+        return Err(whole(format!(
             "it is for topology `{}`, not `{}`",
             saved.topology, fresh.topology
-        ));
+        )));
     }
     if saved.desired != fresh.desired {
-        return Err(
+        return Err(whole(
             "the topology, its templates, its files or its secrets changed since it was made"
                 .to_owned(),
-        );
+        ));
     }
     for host in &saved.hosts {
-        match fresh.host(&host.host) {
-            Some(now) if now.expects == host.expects => {}
-            Some(now) if now.expects.serial != host.expects.serial => {
-                return Err(format!(
-                    "`{}` was changed by another run since it was made (its record went from serial {} to {})",
-                    host.host,
-                    serial_text(host.expects.serial),
-                    serial_text(now.expects.serial)
-                ));
-            }
-            Some(_) => return Err(format!("`{}` changed since it was made", host.host)),
-            None => return Err(format!("`{}` could not be read now", host.host)),
-        }
+        let reason = match fresh.host(&host.host) {
+            Some(now) if now.expects == host.expects => continue,
+            Some(now) if now.expects.serial != host.expects.serial => format!(
+                "`{}` was changed by another run since it was made (its record went from serial {} to {})",
+                host.host,
+                serial_text(host.expects.serial),
+                serial_text(now.expects.serial)
+            ),
+            Some(_) => format!("`{}` changed since it was made", host.host),
+            None => format!("`{}` could not be read now", host.host),
+        };
+        return Err(Stale {
+            reason,
+            host: Some(host.host.clone()),
+        });
     }
     Ok(())
 }
@@ -385,10 +404,13 @@ fn serial_text(serial: Option<u64>) -> String {
 /// whether that run looks gone.
 pub fn held(host: &HostName, fact: &LockFact, settings: &Settings) -> anyhow::Error {
     let Some(holder) = &fact.holder else {
-        return anyhow::Error::new(Hinted::new(
-            format!("`{host}` is locked, and its lock cannot be read"),
-            "look at /var/lib/infra/lock on the host",
-        ));
+        return anyhow::Error::new(
+            Hinted::new(
+                format!("`{host}` is locked, and its lock cannot be read"),
+                "look at /var/lib/infra/lock on the host",
+            )
+            .on(host),
+        );
     };
     let mut message = format!(
         "`{host}` is locked by {}@{} (pid {}) for `{}` of topology `{}` since {} (lock ID {})",
@@ -424,5 +446,5 @@ pub fn held(host: &HostName, fact: &LockFact, settings: &Settings) -> anyhow::Er
     if matches!(fact.lease, Lease::Expired) || process_gone {
         message.push_str(": its holder is dead");
     }
-    anyhow::Error::new(Hinted::new(message, hint))
+    anyhow::Error::new(Hinted::new(message, hint).on(host))
 }

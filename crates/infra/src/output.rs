@@ -144,6 +144,8 @@ pub struct Hinted {
     pub message: String,
     /// What to do.
     pub hint: String,
+    /// The host it concerns, if one (for the JSON diagnostics).
+    pub host: Option<String>,
 }
 
 impl Hinted {
@@ -152,7 +154,14 @@ impl Hinted {
         Hinted {
             message: message.into(),
             hint: hint.into(),
+            host: None,
         }
+    }
+
+    /// The same error, about `host`.
+    pub fn on(mut self, host: &infra_topology::HostName) -> Hinted {
+        self.host = Some(host.to_string());
+        self
     }
 }
 
@@ -191,6 +200,52 @@ pub fn print_error(error: &anyhow::Error, style: Style) {
         text.push_str(&format!("\nhint: {}", clean(&hinted.hint)));
     }
     errln(&text);
+}
+
+/// An error as a JSON diagnostic (Terraform's machine-readable shape): severity, summary,
+/// detail (the causes and the hint), and the host it concerns when one is known. Host text
+/// is made visible and secrets are replaced, as in the text.
+pub fn error_diagnostic(error: &anyhow::Error) -> serde_json::Value {
+    let clean = |text: &str| infra_topology::text::visible(&scrub(text)).into_owned();
+    let hinted = error
+        .downcast_ref::<Hinted>()
+        .or_else(|| error.chain().find_map(|c| c.downcast_ref::<Hinted>()));
+    let mut detail: Vec<String> = error
+        .chain()
+        .skip(1)
+        .map(|cause| clean(&cause.to_string()))
+        .collect();
+    if let Some(hinted) = hinted {
+        detail.push(format!("hint: {}", clean(&hinted.hint)));
+    }
+    let mut diagnostic = serde_json::json!({
+        "severity": "error",
+        "summary": clean(&error.to_string()),
+        "detail": detail.join("\n"),
+    });
+    if let Some(host) = hinted.and_then(|h| h.host.as_ref()) {
+        diagnostic["host"] = serde_json::Value::String(host.clone());
+    }
+    diagnostic
+}
+
+/// Prints diagnostics the way `output` wants them on stdout: one `{"diagnostics": [...]}`
+/// document, or one `{"type": "diagnostic", ...}` line each; nothing for text (stderr has
+/// them).
+pub fn json_diagnostics(output: crate::settings::Output, diagnostics: Vec<serde_json::Value>) {
+    use crate::settings::Output;
+    match output {
+        Output::Text => {}
+        Output::Document => {
+            outln(&serde_json::json!({ "diagnostics": diagnostics }).to_string());
+        }
+        Output::Events => {
+            for mut diagnostic in diagnostics {
+                diagnostic["type"] = serde_json::Value::String("diagnostic".to_owned());
+                outln(&diagnostic.to_string());
+            }
+        }
+    }
 }
 
 /// `println!` through [`outln`]: scrubbed, and quiet on a closed pipe.

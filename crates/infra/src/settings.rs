@@ -62,6 +62,51 @@ pub struct Settings {
     pub runtime_dir: Option<PathBuf>,
     /// The user's `~/.ssh/config`, when it exists.
     pub user_ssh_config: Option<PathBuf>,
+    /// What stdout carries: text, one JSON document, or JSON events.
+    pub output: Output,
+    /// `-v`: show each script sent to a host (its data left out).
+    pub verbose: bool,
+}
+
+/// What stdout carries, and so how a failure is reported there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Text for a person (errors go to stderr only).
+    Text,
+    /// One JSON document (`plan`, `validate`, `status`, `show`, `state` with `--json`): on a
+    /// failure, `{"diagnostics": [...]}`.
+    Document,
+    /// One JSON object per line (`apply` and `destroy` with `--json`): on a failure, a
+    /// `{"type": "diagnostic", ...}` line.
+    Events,
+}
+
+impl Output {
+    /// The output mode `command` asked for.
+    fn of(command: &crate::cli::Command) -> Output {
+        use crate::cli::{Command, StateCommand};
+        let document = |json: bool| if json { Output::Document } else { Output::Text };
+        match command {
+            Command::Validate(args) => document(args.json),
+            Command::Plan(args) => document(args.json),
+            Command::Status(args) => document(args.json),
+            Command::Show(args) => document(args.json),
+            Command::State(StateCommand::List(args)) => document(args.json),
+            Command::State(StateCommand::Show(args)) => document(args.state.json),
+            Command::Apply(args) if args.change.json => Output::Events,
+            Command::Destroy(args) if args.change.json => Output::Events,
+            Command::Apply(_)
+            | Command::Destroy(_)
+            | Command::State(StateCommand::Rm(_))
+            | Command::Render(_)
+            | Command::Graph(_)
+            | Command::Schema
+            | Command::ForceUnlock(_)
+            | Command::Lab(_)
+            | Command::Completions(_)
+            | Command::Man => Output::Text,
+        }
+    }
 }
 
 impl Settings {
@@ -93,6 +138,8 @@ impl Settings {
             ci: ci_run(&environment),
         };
         Settings {
+            output: Output::of(&cli.command),
+            verbose: cli.global.verbose,
             file: cli.global.file.clone(),
             style,
             runtime_dir: environment.non_empty("XDG_RUNTIME_DIR").map(PathBuf::from),

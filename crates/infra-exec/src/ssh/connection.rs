@@ -39,6 +39,9 @@ pub struct ConnectOptions {
     /// The user's OpenSSH configuration to include (`~/.ssh/config` when it exists, or the
     /// file given with `--ssh-config`); never one found in a checkout.
     pub user_config: Option<PathBuf>,
+    /// Print each script sent (`-v`), with every here-document body left out: file contents
+    /// and SQL, where secrets travel, never reach the terminal.
+    pub verbose: bool,
 }
 
 /// The lab's client files, used only when its hosts are the running lab's.
@@ -173,6 +176,7 @@ pub struct Connection {
     host: String,
     become_method: Become,
     command_timeout: Duration,
+    verbose: bool,
 }
 
 impl Connection {
@@ -237,6 +241,7 @@ impl Connection {
                 host: host.name.to_string(),
                 become_method: host.become_method,
                 command_timeout: options.command_timeout,
+                verbose: options.verbose,
             }),
             Err(error) => Err(classify(host, &error, options).await),
         }
@@ -257,6 +262,14 @@ impl Connection {
     pub async fn run_script(&self, script: &str) -> Result<ScriptOutput, TransportError> {
         self.round_trips
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.verbose {
+            let shown = super::script::without_data(script);
+            eprintln!(
+                "{}: sh -s <<'SCRIPT'\n{}SCRIPT",
+                self.host,
+                infra_topology::text::visible(&shown)
+            );
+        }
         let guard = self.session.read().await;
         let Some(session) = guard.as_ref() else {
             return Err(TransportError::Closed {

@@ -48,6 +48,12 @@ pub fn view(plan: &Plan) -> Value {
         "notes": notes,
         "unreachable": plan.unreachable,
         "errored": !plan.unreachable.is_empty(),
+        "diagnostics": plan.unreachable.iter().map(|u| json!({
+            "severity": "error",
+            "summary": format!("`{}` could not be planned", u.host),
+            "detail": u.error,
+            "host": u.host,
+        })).collect::<Vec<_>>(),
         "summary": { "add": summary.add, "change": summary.change, "destroy": summary.destroy },
     })
 }

@@ -2,4 +2,5 @@
 //! pipeline reads.
 
 pub mod json;
+pub mod markdown;
 pub mod text;

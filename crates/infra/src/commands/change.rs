@@ -51,21 +51,21 @@ async fn release(gathered: &Gathered, locked: &[HostName], lock: &LockId, parall
 /// The largest saved plan `infra` reads.
 const PLAN_FILE_LIMIT: u64 = 64 * 1024 * 1024;
 
+/// Reads a plan saved by `infra plan --out`.
+pub fn read_saved(path: &std::path::Path) -> anyhow::Result<Plan> {
+    let text = infra_topology::read_regular_file(path, PLAN_FILE_LIMIT)
+        .with_context(|| format!("cannot read the plan `{}`", path.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "`{}` is not a plan saved by this version of `infra plan --out`",
+            path.display()
+        )
+    })
+}
+
 /// Runs `infra apply [PLANFILE]`.
 pub fn apply(settings: &Settings, args: &ApplyArgs) -> anyhow::Result<Exit> {
-    let saved: Option<Plan> = match &args.plan_file {
-        Some(path) => {
-            let text = infra_topology::read_regular_file(path, PLAN_FILE_LIMIT)
-                .with_context(|| format!("cannot read the plan `{}`", path.display()))?;
-            Some(serde_json::from_str(&text).with_context(|| {
-                format!(
-                    "`{}` is not a plan saved by this version of `infra plan --out`",
-                    path.display()
-                )
-            })?)
-        }
-        None => None,
-    };
+    let saved: Option<Plan> = args.plan_file.as_deref().map(read_saved).transpose()?;
     let mode = saved.as_ref().map_or(PlanMode::Apply, |p| p.mode);
     let edge = (!args.edge.no_edge_check).then_some(EdgeCheck {
         url: args.edge.edge_url.as_deref(),
@@ -322,12 +322,15 @@ async fn prepare_run(
         let fresh = ops::plan(prepared, mode, &gathered);
         let plan = match &saved {
             Some(saved) => {
-                if let Err(reason) = ops::stale(saved, &fresh) {
-                    let error = anyhow::Error::new(Hinted::new(
-                        format!("the saved plan is stale: {reason}"),
+                if let Err(stale) = ops::stale(saved, &fresh) {
+                    let mut hinted = Hinted::new(
+                        format!("the saved plan is stale: {}", stale.reason),
                         "make a new plan with `infra plan --out FILE` and apply that",
-                    ));
-                    return Err((error, gathered));
+                    );
+                    if let Some(host) = &stale.host {
+                        hinted = hinted.on(host);
+                    }
+                    return Err((anyhow::Error::new(hinted), gathered));
                 }
                 saved.clone()
             }
@@ -375,12 +378,15 @@ async fn prepare_run(
                 gathered = gather::refresh(gathered, requests(prepared, &hosts), parallelism).await;
             }
             Err(AcquireError::Moved { host }) => {
-                let error = anyhow::Error::new(Hinted::new(
-                    format!(
-                        "the saved plan is stale: `{host}` was changed by another run since it was made"
-                    ),
-                    "make a new plan with `infra plan --out FILE` and apply that",
-                ));
+                let error = anyhow::Error::new(
+                    Hinted::new(
+                        format!(
+                            "the saved plan is stale: `{host}` was changed by another run since it was made"
+                        ),
+                        "make a new plan with `infra plan --out FILE` and apply that",
+                    )
+                    .on(&host),
+                );
                 return Err((error, gathered));
             }
             Err(AcquireError::Held { host, fact }) => {
@@ -388,8 +394,13 @@ async fn prepare_run(
                 return Err((error, gathered));
             }
             Err(AcquireError::Host { host, error }) => {
-                let error =
-                    anyhow::Error::new(error).context(format!("cannot take the lock on `{host}`"));
+                let error = anyhow::Error::new(error).context(
+                    Hinted::new(
+                        format!("cannot take the lock on `{host}`"),
+                        "check that the host answers over SSH",
+                    )
+                    .on(&host),
+                );
                 return Err((error, gathered));
             }
             Err(AcquireError::Interrupted) => {

@@ -6,7 +6,7 @@ use infra_topology::Tier;
 use crate::certificate::{self, Keep};
 use crate::exit::Exit;
 use crate::ops::{self, SecretValues};
-use crate::settings::Settings;
+use crate::settings::{Output, Settings};
 
 /// Checks the topology and renders every template (in memory) so template errors show too.
 pub fn run(settings: &Settings) -> anyhow::Result<Exit> {
@@ -25,12 +25,24 @@ pub fn run(settings: &Settings) -> anyhow::Result<Exit> {
         .filter(|(_, count)| *count > 0)
         .map(|(tier, count)| format!("{count} {}", tier.key()))
         .collect();
-    crate::outln!(
-        "`{}` is valid: topology `{}`, {} hosts ({})",
-        settings.file.display(),
-        topology.name,
-        topology.hosts.len(),
-        tiers.join(", ")
-    );
+    if settings.output == Output::Document {
+        crate::outln!(
+            "{}",
+            serde_json::json!({
+                "valid": true,
+                "topology": topology.name,
+                "hosts": topology.hosts.len(),
+                "diagnostics": loaded.warnings.to_json(&loaded.source),
+            })
+        );
+    } else {
+        crate::outln!(
+            "`{}` is valid: topology `{}`, {} hosts ({})",
+            settings.file.display(),
+            topology.name,
+            topology.hosts.len(),
+            tiers.join(", ")
+        );
+    }
     Ok(Exit::Success)
 }

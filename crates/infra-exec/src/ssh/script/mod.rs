@@ -65,10 +65,56 @@ fn heredoc(script: &mut String, bytes: &[u8]) {
     script.push_str("INFRA_DATA\n");
 }
 
+/// `script` with the body of every here-document (`<<'NAME'` ... `NAME`) replaced by a count of
+/// its lines: file contents and SQL travel only in here-documents, so what is left holds no
+/// secret and can be shown (`infra -v`).
+pub fn without_data(script: &str) -> String {
+    let mut shown = String::new();
+    let mut inside: Option<(String, usize)> = None;
+    for line in script.lines() {
+        if let Some((delimiter, count)) = &mut inside {
+            if line == delimiter {
+                shown.push_str(&format!("  ({count} lines of data not shown)\n{line}\n"));
+                inside = None;
+            } else {
+                *count += 1;
+            }
+            continue;
+        }
+        shown.push_str(line);
+        shown.push('\n');
+        if let Some(start) = line.rfind("<<'") {
+            let name = &line[start + 3..];
+            if let Some(end) = name.find('\'') {
+                inside = Some((name[..end].to_owned(), 0));
+            }
+        }
+    }
+    shown
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::process::Command;
+
+    #[test]
+    fn shown_scripts_leave_out_every_here_document() {
+        let script = "set -u\nrun_sql <<'INFRA_SQL'\nALTER USER 'a'@'h' IDENTIFIED BY 's3cret''pw';\nINFRA_SQL\nbase64 -d > \"$t\" <<'INFRA_DATA'\nc2VjcmV0\nc2VjcmV0\nINFRA_DATA\nok\n";
+        let shown = without_data(script);
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("c2VjcmV0"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("run_sql <<'INFRA_SQL'\n  (1 lines of data not shown)\nINFRA_SQL\n"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("(2 lines of data not shown)\nINFRA_DATA\nok\n"),
+            "{shown}"
+        );
+    }
 
     /// The journal replay in shell and the record parser in Rust agree.
     #[test]

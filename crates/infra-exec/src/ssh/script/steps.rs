@@ -524,6 +524,9 @@ fn compile_check(script: &mut String, check: Check, target: &RemotePath, read: C
 
 fn service(script: &mut String, unit: &str, trigger: Option<Trigger>) {
     let u = quote(unit);
+    // A unit that kept failing (a broken release restarting on its own) may have hit systemd's
+    // start limit; putting the previous release back must still be able to start it.
+    let _ = writeln!(script, "systemctl reset-failed {u} 2>/dev/null");
     let command = match trigger {
         None => format!(
             "if ! systemctl is-active --quiet {u}; then out=$(systemctl start {u} 2>&1) || fail \"cannot start {unit}: $out $(journal {u})\"; fi"
