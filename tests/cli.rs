@@ -562,6 +562,9 @@ fn json_output_never_goes_silent_on_an_invalid_topology() {
             stderr.contains("error: unknown key `adress`"),
             "errors go to stderr too"
         );
+        if args[0] == "plan" {
+            common::check_schema("plan.schema.json", &documents[0]);
+        }
     }
     // apply and destroy stream events: the failure is a `diagnostic` event.
     let (code, events, _) = json_run(&file, &["apply", "--auto-approve", "--json"]);
@@ -572,6 +575,9 @@ fn json_output_never_goes_silent_on_an_invalid_topology() {
             .any(|e| e["type"] == "diagnostic" && e["severity"] == "error"),
         "{events:?}"
     );
+    for event in &events {
+        common::check_schema("events.schema.json", event);
+    }
     // Valid: one document saying so.
     let (code, documents, _) = json_run(&common::example(), &["validate", "--json"]);
     assert_eq!(code, Some(0));
@@ -606,6 +612,7 @@ fn a_plan_with_an_unreachable_host_is_marked_errored_and_never_saved() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(!saved.exists(), "an errored plan is never saved");
     let document = &documents[0];
+    common::check_schema("plan.schema.json", document);
     assert_eq!(
         document["diagnostics"][0]["severity"], "error",
         "{document}"
@@ -620,10 +627,79 @@ fn a_plan_with_an_unreachable_host_is_marked_errored_and_never_saved() {
     let (code, documents, _) = json_run(&file, &["plan", "--json", "--connect-timeout", "3"]);
     assert_eq!(code, Some(1));
     let plan = &documents[0];
+    common::check_schema("plan.schema.json", plan);
     assert_eq!(plan["errored"], true, "{plan}");
     let hosts: Vec<&str> = plan["diagnostics"]
         .as_array()
         .map(|d| d.iter().filter_map(|x| x["host"].as_str()).collect())
         .unwrap_or_default();
     assert_eq!(hosts.len(), 8, "{plan}");
+}
+
+/// The minimum Rust version in Cargo.toml is true: no dependency needs a newer one.
+#[test]
+fn the_stated_rust_version_covers_every_dependency() {
+    let output = std::process::Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .current_dir(common::root())
+        .output()
+        .expect("cargo metadata");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let version = |text: &str| -> [u64; 3] {
+        let mut parts = text.split('.').map(|part| part.parse().unwrap_or(0));
+        [0; 3].map(|_| parts.next().unwrap_or(0))
+    };
+    let ours = metadata["packages"]
+        .as_array()
+        .and_then(|packages| packages.iter().find(|p| p["name"] == "infra"))
+        .and_then(|p| p["rust_version"].as_str())
+        .map(version)
+        .expect("infra states a rust-version");
+    let resolved: std::collections::BTreeSet<&str> = metadata["resolve"]["nodes"]
+        .as_array()
+        .map(|nodes| nodes.iter().filter_map(|n| n["id"].as_str()).collect())
+        .unwrap_or_default();
+    for package in metadata["packages"].as_array().into_iter().flatten() {
+        let Some(needs) = package["rust_version"].as_str() else {
+            continue;
+        };
+        if resolved.contains(package["id"].as_str().unwrap_or("")) {
+            assert!(
+                version(needs) <= ours,
+                "{} needs Rust {needs}, more than Cargo.toml's rust-version {ours:?}",
+                package["name"]
+            );
+        }
+    }
+}
+
+/// The plan JSON of every kind of plan (the fake fleet's snapshots: drifted, destroy) matches
+/// the published schema, and the schema is strict enough to refuse a plan that lost a key.
+#[test]
+fn plan_json_matches_its_published_schema() {
+    let dir = common::root().join("crates/infra-exec/tests/snapshots");
+    let mut checked = 0;
+    for name in ["pipeline__drift_json.snap", "pipeline__destroy_json.snap"] {
+        let text = std::fs::read_to_string(dir.join(name)).expect("snapshot");
+        let json = text.splitn(3, "---\n").nth(2).expect("a snapshot body");
+        let plan: serde_json::Value = serde_json::from_str(json).expect("JSON");
+        common::check_schema("plan.schema.json", &plan);
+        checked += 1;
+        let mut broken = plan.clone();
+        if let Some(map) = broken.as_object_mut() {
+            map.remove("summary");
+        }
+        let refused =
+            std::panic::catch_unwind(|| common::check_schema("plan.schema.json", &broken));
+        assert!(
+            refused.is_err(),
+            "a plan without its summary passed the schema"
+        );
+    }
+    assert_eq!(checked, 2);
 }

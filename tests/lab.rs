@@ -158,6 +158,45 @@ fn a_lab_comes_up_answers_over_ssh_is_kept_recreated_and_goes_away() {
         "an unknown host key was accepted"
     );
 
+    // The Debian package (scripts/package-deb) installs on a fresh Debian 12 host, works there
+    // (version, validate, its manual page and completions in place), and removes cleanly.
+    let packages = tempfile::tempdir().expect("package folder");
+    let built = Command::new(common::root().join("scripts/package-deb"))
+        .env("DEB_GZIP_LEVEL", "1")
+        .arg(assert_cmd::cargo::cargo_bin!("infra"))
+        .arg(packages.path())
+        .output()
+        .expect("package-deb runs");
+    assert_success("scripts/package-deb", &built);
+    let deb = String::from_utf8_lossy(&built.stdout).trim().to_owned();
+    let container = format!("infra-{TOPOLOGY}-alpha");
+    docker(&["cp", &deb, &format!("{container}:/root/infra.deb")]);
+    docker(&[
+        "cp",
+        common::root()
+            .join("tests/lab-topologies/three-hosts/infra.yaml")
+            .to_str()
+            .expect("utf-8"),
+        &format!("{container}:/root/infra.yaml"),
+    ]);
+    let installed = docker(&[
+        "exec",
+        &container,
+        "sh",
+        "-c",
+        "dpkg -i /root/infra.deb >/dev/null && infra --version \
+         && infra validate -f /root/infra.yaml \
+         && ls /usr/share/man/man1/infra.1.gz /usr/share/bash-completion/completions/infra \
+         && dpkg -r infra >/dev/null && [ ! -e /usr/bin/infra ] && echo removed",
+    ]);
+    assert!(
+        installed.contains(concat!("infra ", env!("CARGO_PKG_VERSION")))
+            && installed.contains("is valid")
+            && installed.contains("infra.1.gz")
+            && installed.trim_end().ends_with("removed"),
+        "{installed}"
+    );
+
     let status = lab(dir.path(), &["status"]);
     assert_success("lab status", &status);
     let text = String::from_utf8_lossy(&status.stdout);

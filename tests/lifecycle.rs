@@ -165,6 +165,10 @@ fn assert_json_diagnostic(output: &Output, summary: &str) {
         .last()
         .and_then(|line| serde_json::from_str(line).ok())
         .unwrap_or_else(|| panic!("no JSON event at the end:\n{}", show(output)));
+    for line in stdout.lines() {
+        let event: serde_json::Value = serde_json::from_str(line).expect("a JSON event");
+        common::check_schema("events.schema.json", &event);
+    }
     assert_eq!(last["type"], "diagnostic", "{last}");
     assert_eq!(last["severity"], "error", "{last}");
     assert!(
@@ -452,6 +456,7 @@ fn two_runners_plan_apply_race_crash_and_destroy_on_real_hosts() {
     assert_code("show", &shown, 0);
     let as_json: serde_json::Value =
         serde_json::from_slice(&a.infra(&["show", plan_path, "--json"]).stdout).expect("JSON");
+    common::check_schema("plan.schema.json", &as_json);
     assert_eq!(as_json["errored"], false);
     let changes = as_json["summary"]["change"].as_u64().unwrap_or(0);
     assert!(

@@ -233,3 +233,34 @@ impl LabExample {
         self.ssh_ok(host, SNAPSHOT)
     }
 }
+
+/// Checks `value` against `docs/<schema>`; references to the other schemas in docs/ are read
+/// from the folder, never fetched.
+pub fn check_schema(schema: &str, value: &serde_json::Value) {
+    struct Docs;
+    impl jsonschema::Retrieve for Docs {
+        fn retrieve(
+            &self,
+            uri: &jsonschema::Uri<String>,
+        ) -> Result<serde_json::Value, Box<dyn std::error::Error + Send + Sync>> {
+            let path = uri.path().as_str().to_owned();
+            let name = path.rsplit('/').next().unwrap_or_default();
+            let text = std::fs::read_to_string(root().join("docs").join(name))?;
+            Ok(serde_json::from_str(&text)?)
+        }
+    }
+    let text = std::fs::read_to_string(root().join("docs").join(schema)).expect("schema");
+    let schema_value: serde_json::Value = serde_json::from_str(&text).expect("schema JSON");
+    let validator = jsonschema::options()
+        .with_retriever(Docs)
+        .build(&schema_value)
+        .unwrap_or_else(|error| panic!("docs/{schema} is not a usable schema: {error}"));
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|error| format!("{error} (at {})", error.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "does not match docs/{schema}: {errors:#?}\n{value}"
+    );
+}
