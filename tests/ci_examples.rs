@@ -22,8 +22,12 @@ fn pipelines() -> Vec<PathBuf> {
 }
 
 /// Every string under a `run`, `script` or `before_script` key, and every key of an `env` or
-/// `variables` mapping.
-fn walk(value: &serde_json::Value, commands: &mut Vec<String>, variables: &mut BTreeSet<String>) {
+/// `variables` mapping, with its value when it is a plain one (not a CI expression).
+fn walk(
+    value: &serde_json::Value,
+    commands: &mut Vec<String>,
+    variables: &mut BTreeSet<(String, Option<String>)>,
+) {
     match value {
         serde_json::Value::Object(map) => {
             for (key, child) in map {
@@ -35,7 +39,10 @@ fn walk(value: &serde_json::Value, commands: &mut Vec<String>, variables: &mut B
                         commands.extend(lines.iter().filter_map(|l| l.as_str().map(str::to_owned)));
                     }
                     ("env" | "variables", serde_json::Value::Object(vars)) => {
-                        variables.extend(vars.keys().cloned());
+                        variables.extend(vars.iter().map(|(name, value)| {
+                            let plain = value.as_str().filter(|v| !v.contains('$'));
+                            (name.clone(), plain.map(str::to_owned))
+                        }));
                     }
                     _ => {}
                 }
@@ -136,7 +143,23 @@ fn the_ci_examples_are_valid_and_run_real_commands() {
                 String::from_utf8_lossy(&output.stderr)
             );
         }
-        for variable in variables.iter().filter(|v| v.starts_with("INFRA_")) {
+        // The values a pipeline gives infra's variables parse (a usage error would exit 64).
+        let mut parsed = common::infra();
+        parsed.arg("validate");
+        for (name, value) in &variables {
+            if let (true, Some(value)) = (name.starts_with("INFRA_"), value) {
+                parsed.env(name, value);
+            }
+        }
+        let output = parsed.output().expect("run");
+        assert_ne!(
+            output.status.code(),
+            Some(64),
+            "{}: a variable's value is refused: {}",
+            file.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        for (variable, _) in variables.iter().filter(|(v, _)| v.starts_with("INFRA_")) {
             assert!(
                 known.contains(variable)
                     || variable == "INFRA_SSH_KEY"

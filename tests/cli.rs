@@ -703,3 +703,53 @@ fn plan_json_matches_its_published_schema() {
     }
     assert_eq!(checked, 2);
 }
+
+/// `--color always` colours even into a pipe (CI logs that show colour); `never`,
+/// `INFRA_NO_COLOR` and `NO_COLOR` do not; errors look the same otherwise.
+#[test]
+fn colour_is_chosen_by_flag_or_environment() {
+    let dir = common::example_copy();
+    let file = dir.path().join("infra.yaml");
+    common::edit(
+        &file,
+        "  web1: { address: 10.231.7.21 }",
+        "  web1: { adress: 10.231.7.21 }",
+    );
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = common::infra();
+        command.env_remove("NO_COLOR");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let output = command
+            .args(args)
+            .arg("validate")
+            .arg("-f")
+            .arg(&file)
+            .output()
+            .expect("run");
+        assert_eq!(output.status.code(), Some(1));
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    assert!(
+        run(&["--color", "always"], &[]).contains("\u{1b}["),
+        "always colours"
+    );
+    assert!(
+        run(&[], &[("INFRA_COLOR", "always")]).contains("\u{1b}["),
+        "INFRA_COLOR"
+    );
+    for (args, env) in [
+        (&["--color", "never"][..], &[][..]),
+        (
+            &[],
+            &[("INFRA_COLOR", "always"), ("INFRA_NO_COLOR", "1")][..],
+        ),
+        (&["--color", "auto"], &[][..]),
+        (&["--color", "auto"], &[("TERM", "dumb")][..]),
+    ] {
+        let err = run(args, env);
+        assert!(!err.contains('\u{1b}'), "{args:?} {env:?}: {err:?}");
+        assert!(err.contains("error: unknown key `adress`"));
+    }
+}

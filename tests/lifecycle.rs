@@ -326,12 +326,21 @@ fn two_runners_plan_apply_race_crash_and_destroy_on_real_hosts() {
 
     // Runner A applies; runner B, with no `.infra/` of A's, finds nothing to do: the hosts
     // keep the records and the edge certificate.
-    let apply = a.infra(&["apply", "--auto-approve"]);
+    // (with `-v`: every script sent is shown, its data left out; `infra` checks each output
+    // of this test for the secrets' values, and this cold apply sends all of them)
+    let apply = a.infra(&["-v", "apply", "--auto-approve"]);
     assert_code("apply", &apply, 0);
     assert!(
         text(&apply.stdout).contains("Apply complete! Resources: "),
         "{}",
         show(&apply)
+    );
+    let shown = text(&apply.stderr);
+    assert!(
+        shown.contains("db1: sh -s <<'SCRIPT'")
+            && shown.contains("run_sql <<'INFRA_SQL'")
+            && shown.contains("lines of data not shown"),
+        "-v shows the scripts"
     );
     assert!(locked_hosts(&a).is_empty(), "apply gave its locks back");
     assert!(!b.path().join(".infra/tls").exists());

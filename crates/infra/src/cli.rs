@@ -39,7 +39,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN", env = "INFRA_COLOR")]
     pub color: ColorChoice,
     /// Never colour the output (the same as `--color never`).
-    #[arg(long, global = true, env = "INFRA_NO_COLOR")]
+    #[arg(long, global = true, env = "INFRA_NO_COLOR", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_color: bool,
     /// Show each script sent to a host, on stderr (file contents and SQL, where secrets
     /// travel, are left out).
@@ -323,7 +323,7 @@ pub struct ApplyArgs {
 #[derive(Debug, Args)]
 pub struct EdgeArgs {
     /// Do not check the site through the VIP (for runners that cannot reach it).
-    #[arg(long, env = "INFRA_NO_EDGE_CHECK")]
+    #[arg(long, env = "INFRA_NO_EDGE_CHECK", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_edge_check: bool,
     /// Reach the edge at this address instead of the VIP (`https://203.0.113.7:443`); the
     /// site is still asked for by its name and its certificate checked.
