@@ -527,8 +527,8 @@ fn json_run(
     )
 }
 
-#[test]
-fn json_output_never_goes_silent_on_an_invalid_topology() {
+/// A copy of the example with one mistake (`adress` at 21:11); the folder goes when dropped.
+fn example_with_a_typo() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = common::example_copy();
     let file = dir.path().join("infra.yaml");
     common::edit(
@@ -536,6 +536,12 @@ fn json_output_never_goes_silent_on_an_invalid_topology() {
         "  web1: { address: 10.231.7.21 }",
         "  web1: { adress: 10.231.7.21 }",
     );
+    (dir, file)
+}
+
+#[test]
+fn json_output_never_goes_silent_on_an_invalid_topology() {
+    let (_dir, file) = example_with_a_typo();
     for args in [
         &["validate", "--json"][..],
         &["plan", "--json"],
@@ -708,13 +714,7 @@ fn plan_json_matches_its_published_schema() {
 /// `INFRA_NO_COLOR` and `NO_COLOR` do not; errors look the same otherwise.
 #[test]
 fn colour_is_chosen_by_flag_or_environment() {
-    let dir = common::example_copy();
-    let file = dir.path().join("infra.yaml");
-    common::edit(
-        &file,
-        "  web1: { address: 10.231.7.21 }",
-        "  web1: { adress: 10.231.7.21 }",
-    );
+    let (_dir, file) = example_with_a_typo();
     let run = |args: &[&str], env: &[(&str, &str)]| {
         let mut command = common::infra();
         command.env_remove("NO_COLOR");

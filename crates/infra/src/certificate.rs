@@ -37,7 +37,7 @@ fn folder(topology: &Topology) -> PathBuf {
 }
 
 /// Whether the topology wants a generated certificate.
-fn wants_generated(topology: &Topology) -> bool {
+pub fn wants_generated(topology: &Topology) -> bool {
     topology.load_balancer.as_ref().is_some_and(|lb| {
         lb.tls.mode != TlsMode::Off && matches!(lb.tls.certificate, CertificateSource::Generated)
     })

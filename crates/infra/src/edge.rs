@@ -128,7 +128,24 @@ impl Edge {
 
     /// Asks every path once.
     pub async fn probe(&self) -> Result<Vec<Answer>, EdgeError> {
+        Ok(self.ask(&self.client()?).await)
+    }
+
+    /// Asks until every path answers 2xx or `timeout` has passed; returns the last answers.
+    pub async fn wait(&self, timeout: Duration) -> Result<Vec<Answer>, EdgeError> {
         let client = self.client()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let answers = self.ask(&client).await;
+            if answers.iter().all(|a| a.ok) || Instant::now() >= deadline {
+                return Ok(answers);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Asks every path once with `client`.
+    async fn ask(&self, client: &reqwest::Client) -> Vec<Answer> {
         let mut answers = Vec::new();
         for path in &self.paths {
             let url = format!("{}://{}{path}", self.scheme, self.server_name);
@@ -145,19 +162,7 @@ impl Edge {
                 detail,
             });
         }
-        Ok(answers)
-    }
-
-    /// Asks until every path answers 2xx or `timeout` has passed; returns the last answers.
-    pub async fn wait(&self, timeout: Duration) -> Result<Vec<Answer>, EdgeError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let answers = self.probe().await?;
-            if answers.iter().all(|a| a.ok) || Instant::now() >= deadline {
-                return Ok(answers);
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        answers
     }
 }
 

@@ -203,16 +203,29 @@ async fn edge_status(
         answers: Vec::new(),
         error: Some(error),
     };
-    // The certificate to trust is the one on the hosts: read it the way plan does.
-    let connector = match ops::connector(settings, &prepared.topology, &args.connect).await {
-        Ok(connector) => connector,
-        Err(error) => return failed(error.to_string()),
-    };
-    let gathered = ops::gather(connector, prepared, hosts, parallelism).await;
-    let settled = prepared.settle_certificate(&gathered);
-    close_all(gathered.transports.into_values()).await;
-    if let Err(error) = settled {
-        return failed(format!("{error:#}"));
+    // A generated certificate is trusted as the hosts hold it: read it the way plan does, from
+    // the hosts that hold it only (the load balancers, or the web tier in passthrough).
+    if crate::certificate::wants_generated(&prepared.topology) {
+        let holders: Vec<infra_topology::Host> = hosts
+            .iter()
+            .filter(|h| {
+                prepared
+                    .desired
+                    .host(&h.name)
+                    .is_some_and(|state| state.edge_certificate.is_some())
+            })
+            .cloned()
+            .collect();
+        let connector = match ops::connector(settings, &prepared.topology, &args.connect).await {
+            Ok(connector) => connector,
+            Err(error) => return failed(error.to_string()),
+        };
+        let gathered = ops::gather(connector, prepared, &holders, parallelism).await;
+        let settled = prepared.settle_certificate(&gathered);
+        close_all(gathered.transports.into_values()).await;
+        if let Err(error) = settled {
+            return failed(format!("{error:#}"));
+        }
     }
     let chain = prepared.certificate.as_ref().map(|c| c.chain_pem.as_str());
     let edge = match Edge::of(&prepared.topology, chain, args.edge.edge_url.as_deref()) {

@@ -550,12 +550,24 @@ fn account(account: &SqlAccount) -> String {
     sql::account(account)
 }
 
+/// The password `of` names, or a `fail` line in the script when this run does not know it.
+fn known<'a>(
+    script: &mut String,
+    job: &'a Job<'_>,
+    of: &infra_plan::plan::PasswordOf,
+) -> Option<&'a infra_topology::Secret> {
+    let secret = job.passwords.get(&of.0);
+    if secret.is_none() {
+        let _ = writeln!(
+            script,
+            "fail 'the password of {} is not known to this run'",
+            of.0
+        );
+    }
+    secret
+}
+
 fn compile_sql(script: &mut String, job: &Job<'_>, step: &SqlStep) {
-    let password = |name: &infra_plan::plan::PasswordOf| -> Option<String> {
-        job.passwords
-            .get(&name.0)
-            .map(|secret| sql::string(secret.expose()))
-    };
     let (record_before, statements, record_after, needs_server): (
         Option<String>,
         String,
@@ -581,14 +593,10 @@ fn compile_sql(script: &mut String, job: &Job<'_>, step: &SqlStep) {
             account: who,
             password: of,
         } => {
-            let Some(secret) = password(of) else {
-                let _ = writeln!(
-                    script,
-                    "fail 'the password of {} is not known to this run'",
-                    of.0
-                );
+            let Some(secret) = known(script, job, of) else {
                 return;
             };
+            let secret = sql::string(secret.expose());
             let a = account(who);
             (
                 Some(line(&["+account", &who.to_string()])),
@@ -603,12 +611,7 @@ fn compile_sql(script: &mut String, job: &Job<'_>, step: &SqlStep) {
             account: who,
             password: of,
         } => {
-            let Some(secret) = job.passwords.get(&of.0) else {
-                let _ = writeln!(
-                    script,
-                    "fail 'the password of {} is not known to this run'",
-                    of.0
-                );
+            let Some(secret) = known(script, job, of) else {
                 return;
             };
             let hash = infra_plan::plan::mysql_native_password(secret.expose());
@@ -618,14 +621,10 @@ fn compile_sql(script: &mut String, job: &Job<'_>, step: &SqlStep) {
             account: who,
             password: of,
         } => {
-            let Some(secret) = password(of) else {
-                let _ = writeln!(
-                    script,
-                    "fail 'the password of {} is not known to this run'",
-                    of.0
-                );
+            let Some(secret) = known(script, job, of) else {
                 return;
             };
+            let secret = sql::string(secret.expose());
             (
                 None,
                 format!("ALTER USER {} IDENTIFIED BY {secret};\n", account(who)),
@@ -662,14 +661,10 @@ fn compile_sql(script: &mut String, job: &Job<'_>, step: &SqlStep) {
             user,
             password: of,
         } => {
-            let Some(secret) = password(of) else {
-                let _ = writeln!(
-                    script,
-                    "fail 'the password of {} is not known to this run'",
-                    of.0
-                );
+            let Some(secret) = known(script, job, of) else {
                 return;
             };
+            let secret = sql::string(secret.expose());
             (
                 Some(line(&["+replication"])),
                 format!(

@@ -67,11 +67,7 @@ impl HostDiff<'_> {
                         .after(json!({ "source": format!("{}:{}", source.host, source.port), "user": source.user, "gtid": "Slave_Pos", "io_running": "Yes", "sql_running": "Yes" })),
                 );
             } else if self.record.replication && !self.destroying() {
-                sql.push(Step::new(StepKind::Sql(SqlStep::StopReplication)));
-                self.changes.push(
-                    Change::new(ResourceKind::Replication, "primary", Action::Delete)
-                        .before(json!({ "configured_by": "infra" })),
-                );
+                self.stop_replication(&mut sql);
             }
             self.unwanted_accounts(&objects.users, &mut sql);
             if let Some(unit) = self.database_unit() {
@@ -255,26 +251,36 @@ impl HostDiff<'_> {
             .cloned()
             .collect();
         for account in gone {
-            self.changes.push(
-                Change::new(
-                    ResourceKind::DatabaseUser,
-                    account.to_string(),
-                    Action::Delete,
-                )
-                .before(json!({ "created_by": "infra" })),
-            );
-            sql.push(Step::new(StepKind::Sql(SqlStep::DropAccount { account })));
+            self.drop_account(account, sql);
         }
+    }
+
+    /// Drops an account `infra` created.
+    fn drop_account(&mut self, account: SqlAccount, sql: &mut Vec<Step>) {
+        self.changes.push(
+            Change::new(
+                ResourceKind::DatabaseUser,
+                account.to_string(),
+                Action::Delete,
+            )
+            .before(json!({ "created_by": "infra" })),
+        );
+        sql.push(Step::new(StepKind::Sql(SqlStep::DropAccount { account })));
+    }
+
+    /// Stops the replication `infra` configured.
+    fn stop_replication(&mut self, sql: &mut Vec<Step>) {
+        sql.push(Step::new(StepKind::Sql(SqlStep::StopReplication)));
+        self.changes.push(
+            Change::new(ResourceKind::Replication, "primary", Action::Delete)
+                .before(json!({ "configured_by": "infra" })),
+        );
     }
 
     /// `destroy --delete-data`: replication stopped, databases and accounts dropped, first.
     fn dropped_data(&mut self, sql: &mut Vec<Step>) {
         if self.record.replication {
-            sql.push(Step::new(StepKind::Sql(SqlStep::StopReplication)));
-            self.changes.push(
-                Change::new(ResourceKind::Replication, "primary", Action::Delete)
-                    .before(json!({ "configured_by": "infra" })),
-            );
+            self.stop_replication(sql);
         }
         for database in self.record.databases.clone() {
             self.changes.push(
@@ -284,15 +290,7 @@ impl HostDiff<'_> {
             sql.push(Step::new(StepKind::Sql(SqlStep::DropDatabase { database })));
         }
         for account in self.record.accounts.clone() {
-            self.changes.push(
-                Change::new(
-                    ResourceKind::DatabaseUser,
-                    account.to_string(),
-                    Action::Delete,
-                )
-                .before(json!({ "created_by": "infra" })),
-            );
-            sql.push(Step::new(StepKind::Sql(SqlStep::DropAccount { account })));
+            self.drop_account(account, sql);
         }
         // The data goes before the server is stopped with the other units.
         self.stop.splice(0..0, std::mem::take(sql));
