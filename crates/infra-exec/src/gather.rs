@@ -17,8 +17,20 @@ pub struct Gathered {
     pub facts: Vec<(HostName, HostFacts)>,
     /// Hosts that could not be gathered, with why.
     pub failed: Vec<(HostName, HostError)>,
-    /// The open connections (for the run that follows; closed by [`close_all`]).
+    /// The open connections (for the run that follows; closed by [`close_all`]). Empty when
+    /// they were closed as soon as each host answered ([`Connections::Close`]).
     pub transports: BTreeMap<HostName, Arc<dyn Transport>>,
+    /// Remote commands run to gather (each one SSH round trip).
+    pub round_trips: usize,
+}
+
+/// What to do with each connection once its host's facts are in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connections {
+    /// Keep it open for the run that follows (apply, destroy).
+    Keep,
+    /// Close it at once, while other hosts are still being gathered (plan).
+    Close,
 }
 
 impl Gathered {
@@ -36,11 +48,6 @@ impl Gathered {
             .collect()
     }
 
-    /// Remote commands run so far over the open connections.
-    pub fn round_trips(&self) -> usize {
-        self.transports.values().map(|t| t.round_trips()).sum()
-    }
-
     /// The facts by host.
     pub fn facts_by_host(&self) -> BTreeMap<HostName, HostFacts> {
         self.facts.iter().cloned().collect()
@@ -53,6 +60,7 @@ pub async fn gather(
     connector: Arc<dyn Connector>,
     hosts: Vec<(Host, GatherRequest)>,
     parallelism: usize,
+    connections: Connections,
 ) -> Gathered {
     let items: Vec<(HostName, (Host, GatherRequest))> = hosts
         .into_iter()
@@ -62,8 +70,16 @@ pub async fn gather(
         let connector = Arc::clone(&connector);
         async move {
             let transport = connector.connect(&host).await?;
-            match transport.gather(&request).await {
-                Ok(facts) => Ok((facts, transport)),
+            let facts = transport.gather(&request).await;
+            let round_trips = transport.round_trips();
+            match facts {
+                Ok(facts) if connections == Connections::Keep => {
+                    Ok((facts, Some(transport), round_trips))
+                }
+                Ok(facts) => {
+                    transport.close().await;
+                    Ok((facts, None, round_trips))
+                }
                 Err(error) => {
                     transport.close().await;
                     Err(error)
@@ -75,9 +91,12 @@ pub async fn gather(
     let mut gathered = Gathered::default();
     for (host, result) in results {
         match result {
-            Ok((facts, transport)) => {
+            Ok((facts, transport, round_trips)) => {
                 gathered.facts.push((host.clone(), facts));
-                gathered.transports.insert(host, transport);
+                gathered.round_trips += round_trips;
+                if let Some(transport) = transport {
+                    gathered.transports.insert(host, transport);
+                }
             }
             Err(error) => gathered.failed.push((host, error)),
         }
@@ -104,6 +123,7 @@ pub async fn refresh(
         facts: _,
         mut failed,
         transports,
+        round_trips,
     } = gathered;
     let items: Vec<HostRequest<GatherRequest>> = requests
         .into_iter()
@@ -116,6 +136,7 @@ pub async fn refresh(
         transport.gather(&request).await
     })
     .await;
+    let round_trips = round_trips + results.len();
     let mut facts = Vec::new();
     for (host, result) in results {
         match result {
@@ -127,5 +148,6 @@ pub async fn refresh(
         facts,
         failed,
         transports,
+        round_trips,
     }
 }

@@ -197,8 +197,8 @@ pub enum GraphFormatArg {
 /// How to reach hosts: flags shared by every command that connects.
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
-    /// Hosts worked on at once (1-1024).
-    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1024), env = "INFRA_PARALLELISM")]
+    /// Hosts worked on at once (1-1024). The default is chosen in docs/performance.md.
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1024), env = "INFRA_PARALLELISM")]
     pub parallelism: u16,
     /// Only these hosts (repeatable).
     #[arg(long = "target", value_name = "HOST")]

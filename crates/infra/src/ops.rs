@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use infra_exec::gather::{self, Gathered};
+use infra_exec::gather::{self, Connections, Gathered};
 use infra_exec::ssh::{ConnectOptions, HostKeyPolicy, SshConnector, control};
 use infra_exec::transport::Connector;
 use infra_plan::facts::GatherRequest;
@@ -319,15 +319,22 @@ pub async fn gather(
     prepared: &Prepared,
     hosts: &[Host],
     parallelism: usize,
+    connections: Connections,
 ) -> Gathered {
     let started = std::time::Instant::now();
-    let gathered = gather::gather(connector, requests(prepared, hosts), parallelism).await;
+    let gathered = gather::gather(
+        connector,
+        requests(prepared, hosts),
+        parallelism,
+        connections,
+    )
+    .await;
     output::errln(&format!(
         "gathered facts from {} of {} hosts in {:.2} s ({} SSH round trips)",
         gathered.facts.len(),
         hosts.len(),
         started.elapsed().as_secs_f64(),
-        gathered.round_trips()
+        gathered.round_trips
     ));
     gathered
 }

@@ -155,8 +155,10 @@ pub async fn containers_labelled(label: &str, value: &str) -> Result<Vec<Contain
         "--no-trunc",
         "--filter",
         &filter,
+        // Only the fields we read: `{{json .}}` makes Docker work out every field of every
+        // container (a quarter of a second for a 50-host lab, on every run that connects).
         "--format",
-        "{{json .}}",
+        r#"{"ID":{{json .ID}},"Names":{{json .Names}},"State":{{json .State}},"Labels":{{json .Labels}}}"#,
     ])
     .await?;
     text.lines()

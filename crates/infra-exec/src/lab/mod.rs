@@ -8,6 +8,7 @@ mod docker;
 mod files;
 mod image;
 mod layout;
+pub mod limits;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -122,6 +123,16 @@ pub enum LabError {
         /// The last error ssh printed.
         last_error: String,
     },
+    /// The kernel's inotify limit is too low for the lab's hosts and cannot be raised here.
+    #[error(
+        "the lab needs `fs.inotify.max_user_instances` of at least {needed} for its hosts' systemd, and it is {limit}"
+    )]
+    InotifyLimit {
+        /// The limit now.
+        limit: u64,
+        /// What the lab needs.
+        needed: u64,
+    },
     /// A local file could not be written or read.
     #[error("cannot write `{}`", path.display())]
     Io {
@@ -152,6 +163,9 @@ impl LabError {
             )),
             LabError::NetworkChanged { .. } => Some("run `infra lab down` first, or `infra lab up --recreate`".to_owned()),
             LabError::SshTimeout { .. } => Some("see `infra lab status`; `infra lab up --recreate` gives fresh hosts".to_owned()),
+            LabError::InotifyLimit { needed, .. } => Some(format!(
+                "as root: `sysctl -w fs.inotify.max_user_instances={needed}` (or run `infra lab up` as root, which raises it)"
+            )),
             _ => None,
         }
     }
@@ -224,6 +238,7 @@ pub async fn up(
 ) -> Result<UpReport, LabError> {
     let layout = Layout::of(topology)?;
     docker::ensure_available().await?;
+    ensure_inotify(layout.hosts.len(), reporter)?;
     let started = Instant::now();
     let image = image::ensure(&options.mirror, reporter).await?;
     let image_time = started.elapsed();
@@ -310,6 +325,32 @@ pub async fn up(
         hosts_time: started.elapsed(),
         files,
     })
+}
+
+/// Checks the kernel's inotify limit for `hosts` lab hosts, raising it when we are root.
+fn ensure_inotify(hosts: usize, reporter: &dyn Reporter) -> Result<(), LabError> {
+    let path = std::path::Path::new(limits::MAX_USER_INSTANCES);
+    let Some(limit) = limits::read(path) else {
+        return Ok(());
+    };
+    let root = crate::ssh::control::current_uid() == 0;
+    match limits::decide(limit, hosts, root) {
+        limits::Decision::Enough => Ok(()),
+        limits::Decision::Raise { from, to } => {
+            limits::write(path, to).map_err(|source| LabError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            reporter.step(
+                None,
+                &format!(
+                    "raised fs.inotify.max_user_instances from {from} to {to}: each lab host's systemd holds about 8 (until reboot; `sysctl -w` sets it the same way)"
+                ),
+            );
+            Ok(())
+        }
+        limits::Decision::TooLow { limit, needed } => Err(LabError::InotifyLimit { limit, needed }),
+    }
 }
 
 /// Each host's container state and whether SSH answers.

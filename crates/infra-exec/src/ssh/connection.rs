@@ -206,7 +206,7 @@ impl Connection {
             options
                 .control_dir
                 .join(format!("config-{}-{}", std::process::id(), host.name));
-        crate::files::write_atomic(&config_path, text.as_bytes(), 0o600)
+        crate::files::write_transient(&config_path, text.as_bytes(), 0o600)
             .map_err(|e| setup(format!("cannot write `{}`: {e}", config_path.display())))?;
         let mut builder = SessionBuilder::default();
         builder

@@ -175,7 +175,13 @@ impl Lab {
                 )
             })
             .collect();
-        gather::gather(Arc::new(self.fleet.clone()), requests, 10).await
+        gather::gather(
+            Arc::new(self.fleet.clone()),
+            requests,
+            10,
+            gather::Connections::Keep,
+        )
+        .await
     }
 
     pub fn plan_of(&self, loaded: &Loaded, mode: PlanMode, gathered: &Gathered) -> Plan {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use infra_exec::executor::{self, Execution, HostOutcome, MaxFail, Report};
-use infra_exec::gather::{self, Gathered, close_all};
+use infra_exec::gather::{self, Connections, Gathered, close_all};
 use infra_exec::locks::{self, AcquireError};
 use infra_exec::transport::LockAnswer;
 use infra_plan::lock::{LockHolder, LockId};
@@ -203,7 +203,14 @@ fn run(
         let connector = ops::connector(settings, &prepared.topology, &args.connect).await?;
         // Gathering ends by itself (every connection has a time limit); it is not cut short,
         // so every connection it opened is closed below, Ctrl-C or not.
-        let gathered = ops::gather(connector, &prepared, &hosts, parallelism).await;
+        let gathered = ops::gather(
+            connector,
+            &prepared,
+            &hosts,
+            parallelism,
+            Connections::Keep,
+        )
+        .await;
         if interrupts.aborted() {
             close_all(gathered.transports.into_values()).await;
             output::errln("\ninterrupted before any change: nothing was done");

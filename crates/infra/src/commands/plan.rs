@@ -1,6 +1,6 @@
 //! `infra plan`: gather, diff, show. Changes nothing, takes no lock.
 
-use infra_exec::gather::close_all;
+use infra_exec::gather::{Connections, close_all};
 use infra_plan::plan::{DataPolicy, PlanMode};
 use infra_plan::view;
 
@@ -35,6 +35,7 @@ pub fn run(settings: &Settings, args: &PlanArgs) -> anyhow::Result<Exit> {
             &prepared,
             &hosts,
             usize::from(args.connect.parallelism),
+            Connections::Close,
         )
         .await;
         prepared.settle_certificate(&gathered)?;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use infra_exec::executor::{self, Execution, HostOutcome, MaxFail};
-use infra_exec::gather::{self, Gathered, close_all};
+use infra_exec::gather::{self, Connections, Gathered, close_all};
 use infra_exec::locks::{self, AcquireError};
 use infra_plan::Sensitivity;
 use infra_plan::facts::{GatherRequest, HostFacts};
@@ -56,7 +56,13 @@ fn records(
                 (host.clone(), request)
             })
             .collect();
-        let gathered = gather::gather(connector, requests, usize::from(connect.parallelism)).await;
+        let gathered = gather::gather(
+            connector,
+            requests,
+            usize::from(connect.parallelism),
+            Connections::Keep,
+        )
+        .await;
         anyhow::Ok(gathered)
     })?;
     Ok((runtime, gathered))

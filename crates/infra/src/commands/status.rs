@@ -1,7 +1,7 @@
 //! `infra status`: each host's services and health checks (checked on the host), which load
 //! balancer holds the VIP, and the edge check through it.
 
-use infra_exec::gather::close_all;
+use infra_exec::gather::{Connections, close_all};
 use infra_exec::hosts::for_each_host;
 use infra_exec::ssh::Connection;
 use infra_exec::status::{self, StatusLine};
@@ -220,7 +220,14 @@ async fn edge_status(
             Ok(connector) => connector,
             Err(error) => return failed(error.to_string()),
         };
-        let gathered = ops::gather(connector, prepared, &holders, parallelism).await;
+        let gathered = ops::gather(
+            connector,
+            prepared,
+            &holders,
+            parallelism,
+            Connections::Close,
+        )
+        .await;
         let settled = prepared.settle_certificate(&gathered);
         close_all(gathered.transports.into_values()).await;
         if let Err(error) = settled {

@@ -21,17 +21,17 @@ use super::{decode, decode_text, prelude};
 /// Content larger than this is not sent for a diff.
 const SHOWN_LIMIT: u64 = 256 * 1024;
 
-const FUNCTIONS: &str = r#"tab=$(printf '\t')
-PKG='^[a-z0-9][a-z0-9+.-]+$'
-PATHS='^/[A-Za-z0-9/._-]+$'
-UNIT='^[A-Za-z0-9][A-Za-z0-9@._-]*[.](service|socket|timer|target)$'
-ACCOUNT='^[A-Za-z0-9_]{1,32}@[0-9a-fA-F.:]+$'
-
+// Forks are what a gather costs a host (tens of hosts share a controller's and a hypervisor's
+// cores), so the script runs few programs: one pass over the record in the shell itself, one
+// `dpkg-query`, one `stat` per kind, one `sha256sum`, one `systemctl show`, one `nft`; the
+// controller reads their raw output. Names read from the record are checked against their
+// kind's form with `case` before they reach a command line.
+const FUNCTIONS: &str = r#"tab='	'
 . /etc/os-release 2>/dev/null && printf 'os\t%s %s\n' "${ID:-}" "${VERSION_ID:-}"
 current=""
 if [ -f "$J" ]; then
-  printf 'record\t%s\n' "$(base64 -w0 < "$J")"
-  current=$(complete "$J" | replay)
+  current=$(replay "$J" compact)
+  printf 'record\tbegin\n%s\nrecord\tend\n' "$current"
 fi
 if [ -d "$R/lock" ]; then
   h=$(cat "$R/lock/holder" 2>/dev/null)
@@ -39,65 +39,86 @@ if [ -d "$R/lock" ]; then
   lease=live; case "$e" in ''|*[!0-9]*) ;; *) [ "$(date +%s)" -gt "$e" ] && lease=expired ;; esac
   printf 'lock\t%s\t%s\n' "$(printf '%s' "$h" | base64 -w0)" "$lease"
 fi
-# recorded KIND PATTERN: the record's names of a kind, only those of the kind's safe form (the
-# record is root's, but a name that slipped past its rules must not reach a command line).
-recorded() { printf '%s\n' "$current" | awk -F'\t' -v k="$1" '$1 == k { print $2 }' | grep -E "$2"; }
+is_package() { case $1 in [a-z0-9]?*) ;; *) return 1 ;; esac; case $1 in *[!a-z0-9+.-]*) return 1 ;; esac; }
+is_path() { case $1 in /?*) ;; *) return 1 ;; esac; case $1 in *[!A-Za-z0-9/._-]*) return 1 ;; esac; }
+is_unit() {
+  case $1 in [A-Za-z0-9]*.service|[A-Za-z0-9]*.socket|[A-Za-z0-9]*.timer|[A-Za-z0-9]*.target) ;; *) return 1 ;; esac
+  case $1 in *[!A-Za-z0-9@._-]*) return 1 ;; esac
+}
+is_sql() { case $1 in ?*) ;; *) return 1 ;; esac; case $1 in *[!A-Za-z0-9_]*) return 1 ;; esac; [ ${#1} -le 32 ]; }
+is_account() {
+  u=${1%%@*}; a=${1#*@}
+  [ "$u@$a" = "$1" ] && is_sql "$u" || return 1
+  case $a in ?*) ;; *) return 1 ;; esac; case $a in *[!0-9a-fA-F.:]*) return 1 ;; esac
+}
+# The record's names by kind (each checked: the record is root's, but a name that slipped past
+# its rules must not reach a command line).
+rpackages=; rdirectories=; rfiles=; runits=; raccounts=; rdatabase=
+while IFS="$tab" read -r kind name rest; do
+  case "$kind" in
+    +package|+dependency) is_package "$name" && rpackages="$rpackages $name" ;;
+    +directory) is_path "$name" && rdirectories="$rdirectories $name" ;;
+    +file) is_path "$name" && rfiles="$rfiles $name" ;;
+    +service) is_unit "$name" && runits="$runits $name" ;;
+    +account) is_account "$name" && raccounts="$raccounts ${name%%@*}" ;;
+    +database) is_sql "$name" && [ -z "$rdatabase" ] && rdatabase=$name ;;
+  esac
+done <<RECORD
+$current
+RECORD
 packages() {
   [ $# -gt 0 ] || return 0
-  dpkg-query -W -f='${Package}\t${db:Status-Abbrev}\t${Version}\n' "$@" 2>/dev/null | while IFS="$tab" read -r p status version; do
-    case "$status" in
-      ii*) printf 'package\t%s\t%s\n' "$p" "$version" ;;
-      *) printf 'package\t%s\t-\n' "$p" ;;
-    esac
-  done
+  dpkg-query -W -f='package\t${Package}\t${db:Status-Abbrev}\t${Version}\n' "$@" 2>/dev/null
 }
-ownership() { stat --printf '%U\t%G\t%a' "$1"; }
-directory() {
-  if [ -d "$1" ] && [ ! -L "$1" ]; then printf 'directory\t%s\t%s\n' "$1" "$(ownership "$1")"
-  else printf 'directory\t%s\t-\n' "$1"; fi
+# stats FOLDER... / FILE...: type, owner, group and mode of the paths that exist (links not
+# followed); `/`, which is never one of them, parts the folders from the files
+stats() { stat --printf='stat\t%n\t%F\t%U\t%G\t%a\n' -- "$@" 2>/dev/null; }
+# hashes PATH...: the SHA-256 of each regular file (never a FIFO or a link's target)
+hashes() {
+  for f in "$@"; do shift; if [ -f "$f" ] && [ ! -L "$f" ]; then set -- "$@" "$f"; fi; done
+  [ $# -gt 0 ] || return 0
+  sha256sum --tag -- "$@" 2>/dev/null
 }
-# file PATH WANTED(sha|-) SENSITIVITY(plain|sensitive)
-file() {
-  if [ -f "$1" ] && [ ! -L "$1" ]; then
-    s=$(sha256sum < "$1") && s=${s%% *}
-    printf 'file\t%s\t%s\t%s\n' "$1" "$(ownership "$1")" "$s"
-    if [ "$2" != - ] && [ "$s" != "$2" ]; then
-      r=$(printf '%s\n' "$current" | awk -F'\t' -v p="$1" '$1 == "+file" && $2 == p { print $3 " " $4 }')
-      rs=${r%% *}; rsens=${r#* }
-      if [ "$3" = sensitive ] || [ "$rsens" = sensitive ]; then
-        if [ "$rsens" = sensitive ] && [ "$rs" = "$s" ] && [ -f "$D$1" ]; then
-          printf 'redacted\t%s\t%s\n' "$1" "$(base64 -w0 < "$D$1")"
-        fi
-      elif [ "$(stat -c %s "$1")" -le SHOWN_LIMIT ]; then
-        printf 'content\t%s\t' "$1"; base64 -w0 < "$1"; printf '\n'
-      fi
+# shown PATH WANTED(sha|-) SENSITIVITY(plain|sensitive): what the shown rule lets leave the host
+# of a file whose hash is not the wanted one
+shown() {
+  [ "$2" != - ] || return 0
+  s=
+  while read -r tag p eq sum; do [ "$p" = "($1)" ] && s=$sum; done <<SUMS
+$sums
+SUMS
+  [ -n "$s" ] && [ "$s" != "$2" ] || return 0
+  r=$(printf '%s\n' "$current" | awk -F'\t' -v p="$1" '$1 == "+file" && $2 == p { print $3 " " $4 }')
+  rs=${r%% *}; rsens=${r#* }
+  if [ "$3" = sensitive ] || [ "$rsens" = sensitive ]; then
+    if [ "$rsens" = sensitive ] && [ "$rs" = "$s" ] && [ -f "$D$1" ]; then
+      printf 'redacted\t%s\t%s\n' "$1" "$(base64 -w0 < "$D$1")"
     fi
-  elif [ -e "$1" ] || [ -L "$1" ]; then printf 'file\t%s\tother\n' "$1"
-  else printf 'file\t%s\t-\n' "$1"; fi
+  elif [ "$(stat -c %s "$1")" -le SHOWN_LIMIT ]; then
+    printf 'content\t%s\t' "$1"; base64 -w0 < "$1"; printf '\n'
+  fi
 }
 services() {
   [ $# -gt 0 ] || return 0
-  systemctl show --property=Id,UnitFileState,ActiveState "$@" 2>/dev/null | awk -F= '
-    /^Id=/ { id = substr($0, 4) }
-    /^UnitFileState=/ { enabled = substr($0, 15) }
-    /^ActiveState=/ { active = substr($0, 13) }
-    /^$/ { if (id != "") printf "service\t%s\t%s\t%s\n", id, enabled, active; id = ""; enabled = ""; active = "" }
-    END { if (id != "") printf "service\t%s\t%s\t%s\n", id, enabled, active }'
+  printf 'services\n'
+  systemctl show --property=Id,UnitFileState,ActiveState -- "$@" 2>/dev/null
+  printf '\nservices-end\n'
 }
 firewall() {
   if command -v nft >/dev/null 2>&1; then
     if t=$(nft list table inet infra 2>/dev/null); then
-      s=$(printf '%s\n' "$t" | sha256sum) && printf 'firewall\tloaded\t%s\n' "${s%% *}"
+      printf 'firewall\tbegin\n%s\nfirewall\tend\n' "$t"
     else printf 'firewall\tnot-loaded\n'; fi
   else printf 'firewall\tno-nft\n'; fi
-  if [ -f "$R/firewall.sha256" ]; then printf 'firewall\trecorded\t%s\n' "$(cat "$R/firewall.sha256")"; fi
+  if [ -f "$R/firewall.sha256" ]; then
+    fw=; { IFS= read -r fw || [ -n "$fw" ]; } < "$R/firewall.sha256"
+    printf 'firewall\trecorded\t%s\n' "$fw"
+  fi
 }
 # database DB USER...: names were checked (SQL identifiers), so they sit in quotes as they are.
 database() {
   db=$1; shift
-  if ! command -v mariadb >/dev/null 2>&1 || ! systemctl is-active --quiet mariadb.service; then
-    printf 'db\tdown\n'; return 0
-  fi
+  command -v mariadb >/dev/null 2>&1 || { printf 'db\tdown\n'; return 0; }
   list="''"
   for u in "$@"; do list="$list,'$u'"; done
   q="SELECT 'db', 'up';
@@ -120,36 +141,36 @@ pub fn script(request: &GatherRequest) -> String {
     let words = |items: Vec<&str>| items.into_iter().map(quote).collect::<Vec<_>>().join(" ");
     let _ = writeln!(
         script,
-        "packages {} $(recorded +package \"$PKG\") $(recorded +dependency \"$PKG\")",
+        "packages {} $rpackages",
         words(request.packages.iter().map(PackageName::as_str).collect())
     );
-    let _ = writeln!(
-        script,
-        "for d in {} $(recorded +directory \"$PATHS\"); do directory \"$d\"; done",
-        words(request.directories.iter().map(RemotePath::as_str).collect())
-    );
-    for query in &request.files {
-        let wanted = query.wanted.as_ref().map_or("-", Sha256::as_str);
-        let _ = writeln!(
-            script,
-            "file {} {} {}",
-            quote(query.path.as_str()),
-            quote(wanted),
-            sensitivity_word(query.sensitivity)
-        );
-    }
+    // Files the record names that this run does not ask about are looked at too (plainly).
     let asked: Vec<&str> = request.files.iter().map(|q| q.path.as_str()).collect();
     let _ = writeln!(
         script,
-        "asked=\"$(printf '%s\\n' {})\"\n\
-         printf '%s\\n' \"$current\" | awk -F'\\t' '$1 == \"+file\" {{ print $2 }}' | grep -E \"$PATHS\" | while IFS= read -r p; do\n\
-           printf '%s\\n' \"$asked\" | grep -qxF \"$p\" || file \"$p\" - plain\n\
-         done",
-        words(asked)
+        "asked={}\n\
+         files=; for f in $rfiles; do case \"$asked\" in *\" $f \"*) ;; *) files=\"$files $f\" ;; esac; done\n\
+         stats {} $rdirectories / {list} $files\n\
+         sums=$(hashes {list} $files)\n\
+         [ -z \"$sums\" ] || printf '%s\\n' \"$sums\"",
+        quote(&format!(" {} ", asked.join(" "))),
+        words(request.directories.iter().map(RemotePath::as_str).collect()),
+        list = words(asked.clone()),
     );
+    for query in &request.files {
+        if let Some(wanted) = &query.wanted {
+            let _ = writeln!(
+                script,
+                "shown {} {} {}",
+                quote(query.path.as_str()),
+                quote(wanted.as_str()),
+                sensitivity_word(query.sensitivity)
+            );
+        }
+    }
     let _ = writeln!(
         script,
-        "services {} $(recorded +service \"$UNIT\")",
+        "services {} $runits",
         words(request.units.iter().map(UnitName::as_str).collect())
     );
     script.push_str("firewall\n");
@@ -170,15 +191,14 @@ pub fn script(request: &GatherRequest) -> String {
         Some(query) => {
             let _ = writeln!(
                 script,
-                "database {} {} $(recorded +account \"$ACCOUNT\" | cut -d@ -f1)",
+                "database {} {} $raccounts",
                 quote(query.database.as_str()),
                 words(users)
             );
         }
         None => {
             script.push_str(
-                "a=$(recorded +account \"$ACCOUNT\" | cut -d@ -f1); d=$(recorded +database '^[A-Za-z0-9_]{1,32}$' | head -n 1)\n\
-                 if [ -n \"$a$d\" ]; then database \"${d:-none}\" $a; fi\n",
+                "if [ -n \"$raccounts$rdatabase\" ]; then database \"${rdatabase:-none}\" $raccounts; fi\n",
             );
         }
     }
@@ -197,28 +217,119 @@ fn checked<T: TryFrom<String, Error = String>>(text: &str) -> Result<T, String> 
     T::try_from(text.to_owned())
 }
 
+/// What the answer says of a path before its hash is joined to it.
+#[derive(Default)]
+struct Paths {
+    /// Past the `/` line of `stat`'s answer: the paths are files now, not folders.
+    past_folders: bool,
+    /// `stat` of each asked file that exists: its type and ownership.
+    files: BTreeMap<RemotePath, (String, Ownership)>,
+    /// `sha256sum --tag` of each regular file.
+    sums: BTreeMap<RemotePath, Sha256>,
+}
+
+/// A block of raw program output inside the answer.
+enum Block {
+    /// `systemctl show`: `Key=value` lines, units separated by blank lines.
+    Services(BTreeMap<String, String>),
+    /// `nft list table inet infra`, hashed here as the apply script hashes it.
+    Firewall(Vec<String>),
+    /// The record, in the compact form of `replay`.
+    Record(Vec<String>),
+}
+
 /// Reads the script's answer.
 pub fn parse(output: &str) -> Result<HostFacts, String> {
     let mut facts = HostFacts::default();
     let mut shown: BTreeMap<RemotePath, Shown> = BTreeMap::new();
+    let mut paths = Paths::default();
     let mut replication = ReplicationFact::default();
     let mut saw_replication = false;
+    let mut block: Option<Block> = None;
     for (index, line) in output.lines().enumerate() {
-        let fields: Vec<&str> = line.split('\t').collect();
         let at = |reason: String| format!("line {}: {reason}", index + 1);
-        parse_line(
-            &mut facts,
-            &mut shown,
-            &mut replication,
-            &mut saw_replication,
-            &fields,
-        )
-        .map_err(at)?;
-    }
-    for (path, content) in shown {
-        if let Some(FileFact::File { shown, .. }) = facts.files.get_mut(&path) {
-            *shown = Some(content);
+        match &mut block {
+            Some(Block::Services(unit)) => {
+                if line == "services-end" {
+                    service(&mut facts, unit).map_err(at)?;
+                    block = None;
+                } else if line.is_empty() {
+                    service(&mut facts, unit).map_err(at)?;
+                } else if let Some((key, value)) = line.split_once('=') {
+                    unit.insert(key.to_owned(), value.to_owned());
+                }
+                continue;
+            }
+            Some(Block::Record(lines)) => {
+                if line == "record\tend" {
+                    let mut text = lines.join("\n");
+                    text.push('\n');
+                    facts.record = infra_plan::record::parse(&text)
+                        .map_err(|e| at(format!("the record: {e}")))?;
+                    block = None;
+                } else {
+                    lines.push(line.to_owned());
+                }
+                continue;
+            }
+            Some(Block::Firewall(lines)) => {
+                if line == "firewall\tend" {
+                    let mut table = lines.join("\n");
+                    table.push('\n');
+                    facts.firewall.nft_installed = true;
+                    facts.firewall.loaded = Some(Sha256::of(table.as_bytes()));
+                    block = None;
+                } else {
+                    lines.push(line.to_owned());
+                }
+                continue;
+            }
+            None => {}
         }
+        match line {
+            "services" => block = Some(Block::Services(BTreeMap::new())),
+            "firewall\tbegin" => block = Some(Block::Firewall(Vec::new())),
+            "record\tbegin" => block = Some(Block::Record(Vec::new())),
+            _ => {
+                if let Some(tagged) = line.strip_prefix("SHA256 (") {
+                    let (path, sum) = tagged
+                        .rsplit_once(") = ")
+                        .ok_or_else(|| at("a hash line without its hash".to_owned()))?;
+                    let sum = Sha256::parse(sum)
+                        .ok_or_else(|| at(format!("`{sum}` is not a SHA-256")))?;
+                    paths.sums.insert(checked(path).map_err(at)?, sum);
+                    continue;
+                }
+                let fields: Vec<&str> = line.split('\t').collect();
+                parse_line(
+                    &mut facts,
+                    &mut shown,
+                    &mut paths,
+                    &mut replication,
+                    &mut saw_replication,
+                    &fields,
+                )
+                .map_err(at)?;
+            }
+        }
+    }
+    if block.is_some() {
+        return Err("the answer ended inside a block of program output".to_owned());
+    }
+    for (path, (kind, ownership)) in paths.files {
+        let fact = match kind.as_str() {
+            "regular file" | "regular empty file" => match paths.sums.get(&path) {
+                Some(sha256) => FileFact::File {
+                    ownership,
+                    sha256: sha256.clone(),
+                    shown: shown.remove(&path),
+                },
+                // Removed between `stat` and `sha256sum`.
+                None => FileFact::Absent,
+            },
+            _ => FileFact::Other,
+        };
+        facts.files.insert(path, fact);
     }
     if saw_replication && let Some(database) = &mut facts.database {
         database.replication = Some(replication);
@@ -226,19 +337,32 @@ pub fn parse(output: &str) -> Result<HostFacts, String> {
     Ok(facts)
 }
 
+/// Takes one unit's `systemctl show` lines (none is fine: the blank line that ends the block).
+fn service(facts: &mut HostFacts, unit: &mut BTreeMap<String, String>) -> Result<(), String> {
+    let mut unit = std::mem::take(unit);
+    let Some(id) = unit.remove("Id") else {
+        return Ok(());
+    };
+    facts.services.insert(
+        checked(&id)?,
+        ServiceFact {
+            enabled: unit.remove("UnitFileState").unwrap_or_default(),
+            active: unit.remove("ActiveState").unwrap_or_default(),
+        },
+    );
+    Ok(())
+}
+
 fn parse_line(
     facts: &mut HostFacts,
     shown: &mut BTreeMap<RemotePath, Shown>,
+    paths: &mut Paths,
     replication: &mut ReplicationFact,
     saw_replication: &mut bool,
     fields: &[&str],
 ) -> Result<(), String> {
     match fields {
         ["os", rest] => facts.os = Some((*rest).trim().to_owned()),
-        ["record", data] => {
-            let text = decode_text(data)?;
-            facts.record = infra_plan::record::parse(&text).map_err(|e| e.to_string())?;
-        }
         ["lock", data, lease] => {
             let text = decode_text(data)?;
             facts.lock = Some(LockFact {
@@ -250,43 +374,29 @@ fn parse_line(
                 },
             });
         }
-        ["package", name, "-"] => {
-            facts.packages.insert(checked(name)?, PackageFact::Absent);
-        }
-        ["package", name, version] => {
-            facts.packages.insert(
-                checked(name)?,
+        ["package", name, status, version] => {
+            let fact = if status.starts_with("ii") {
                 PackageFact::Installed {
                     version: (*version).to_owned(),
-                },
-            );
+                }
+            } else {
+                PackageFact::Absent
+            };
+            facts.packages.insert(checked(name)?, fact);
         }
-        ["directory", path, "-"] => {
-            facts
-                .directories
-                .insert(checked(path)?, DirectoryFact::Absent);
+        ["stat", "/", ..] => paths.past_folders = true,
+        ["stat", path, kind, owner, group, mode] if !paths.past_folders => {
+            let fact = if *kind == "directory" {
+                DirectoryFact::Present(ownership(owner, group, mode)?)
+            } else {
+                DirectoryFact::Absent
+            };
+            facts.directories.insert(checked(path)?, fact);
         }
-        ["directory", path, owner, group, mode] => {
-            facts.directories.insert(
+        ["stat", path, kind, owner, group, mode] => {
+            paths.files.insert(
                 checked(path)?,
-                DirectoryFact::Present(ownership(owner, group, mode)?),
-            );
-        }
-        ["file", path, "-"] => {
-            facts.files.insert(checked(path)?, FileFact::Absent);
-        }
-        ["file", path, "other"] => {
-            facts.files.insert(checked(path)?, FileFact::Other);
-        }
-        ["file", path, owner, group, mode, sha] => {
-            facts.files.insert(
-                checked(path)?,
-                FileFact::File {
-                    ownership: ownership(owner, group, mode)?,
-                    sha256: Sha256::parse(sha)
-                        .ok_or_else(|| format!("`{sha}` is not a SHA-256"))?,
-                    shown: None,
-                },
+                ((*kind).to_owned(), ownership(owner, group, mode)?),
             );
         }
         ["content", path, data] => {
@@ -303,19 +413,6 @@ fn parse_line(
         }
         ["redacted", path, data] => {
             shown.insert(checked(path)?, Shown::Redacted(decode_text(data)?));
-        }
-        ["service", unit, enabled, active] => {
-            facts.services.insert(
-                checked(unit)?,
-                ServiceFact {
-                    enabled: (*enabled).to_owned(),
-                    active: (*active).to_owned(),
-                },
-            );
-        }
-        ["firewall", "loaded", sha] => {
-            facts.firewall.nft_installed = true;
-            facts.firewall.loaded = Sha256::parse(sha);
         }
         ["firewall", "not-loaded"] => facts.firewall.nft_installed = true,
         ["firewall", "no-nft"] => facts.firewall.nft_installed = false,
@@ -383,20 +480,28 @@ mod tests {
     #[test]
     fn every_record_kind_parses() {
         let sha = "a".repeat(64);
+        let table = "table inet infra {\n\tchain input {\n\t}\n}";
+        let loaded = Sha256::of(format!("{table}\n").as_bytes());
         let output = format!(
             "os\tdebian 12\n\
-            package\thaproxy\t2.6.12-1\npackage\tnginx\t-\n\
-            directory\t/etc/infra\troot\troot\t755\ndirectory\t/var/www/x\t-\n\
-            file\t/etc/a\troot\troot\t644\t{sha}\ncontent\t/etc/a\taGVsbG8=\n\
-            file\t/etc/b\t-\nfile\t/etc/c\tother\n\
-            service\tnginx.service\tenabled\tactive\nservice\tx.service\t\tinactive\n\
-            firewall\tloaded\t{sha}\nfirewall\trecorded\t{sha} {sha}\n\
+            record\tbegin\ninfra-record\t1\tfleet\tab\nserial\t4\n+package\tnginx\nrecord\tend\n\
+            package\thaproxy\tii \t2.6.12-1\npackage\tnginx\tun \t\n\
+            stat\t/etc/infra\tdirectory\troot\troot\t755\nstat\t/var/www/x\tregular file\troot\troot\t644\n\
+            stat\t/\tdirectory\troot\troot\t755\n\
+            stat\t/etc/a\tregular file\troot\troot\t644\nstat\t/etc/c\tfifo\troot\troot\t600\n\
+            stat\t/etc/gone\tregular file\troot\troot\t600\n\
+            SHA256 (/etc/a) = {sha}\ncontent\t/etc/a\taGVsbG8=\n\
+            services\nId=nginx.service\nActiveState=active\nUnitFileState=enabled\n\nUnitFileState=\nId=x.service\nActiveState=inactive\n\nservices-end\n\
+            firewall\tbegin\n{table}\nfirewall\tend\nfirewall\trecorded\t{loaded} {sha}\n\
             db\tup\ndb\tdatabase\tscaleup\ndb\tuser\tapp@10.0.0.1\t*ABC\tretained\ndb\tuser\tapp@10.0.0.2\t*DEF\tsingle\ndb\tgrant\tapp@10.0.0.1\n\
             db\treplication-grant\trepl@10.0.0.2\ndb\tread-only\t1\n\
             db\treplica\tMaster_Host\t10.0.0.1\ndb\treplica\tSlave_IO_Running\tYes\n"
         );
         let facts = parse(&output).expect("parses");
         assert_eq!(facts.os.as_deref(), Some("debian 12"));
+        let record = facts.record.as_ref().expect("a record");
+        assert_eq!(record.serial, 4);
+        assert_eq!(record.packages.len(), 1);
         let a = RemotePath::new("/etc/a").expect("path");
         match &facts.files[&a] {
             FileFact::File {
@@ -407,7 +512,42 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(facts.firewall.is_current());
+        assert!(
+            facts.firewall.is_current(),
+            "the table is hashed as apply hashes it"
+        );
+        let path = |p: &str| RemotePath::new(p).expect("path");
+        assert_eq!(
+            facts.files[&path("/etc/c")],
+            FileFact::Other,
+            "a FIFO is no file"
+        );
+        assert_eq!(
+            facts.files.get(&path("/etc/gone")),
+            Some(&FileFact::Absent),
+            "removed between stat and hash"
+        );
+        assert!(
+            !facts.files.contains_key(&path("/etc/b")),
+            "absent: not listed"
+        );
+        assert!(matches!(
+            facts.packages[&PackageName::new("haproxy").expect("name")],
+            PackageFact::Installed { .. }
+        ));
+        assert_eq!(
+            facts.packages[&PackageName::new("nginx").expect("name")],
+            PackageFact::Absent,
+            "known to dpkg but not installed"
+        );
+        assert_eq!(
+            facts.directories[&path("/var/www/x")],
+            DirectoryFact::Absent,
+            "a file where a folder should be"
+        );
+        assert_eq!(facts.services.len(), 2);
+        let x = &facts.services[&UnitName::new("x.service").expect("unit")];
+        assert_eq!((x.enabled.as_str(), x.active.as_str()), ("", "inactive"));
         let db = facts.database.expect("database facts");
         assert!(db.reachable);
         assert_eq!(db.read_only, Some(true));
@@ -420,9 +560,18 @@ mod tests {
     #[test]
     fn hostile_or_garbage_answers_are_errors() {
         assert!(parse("bogus\tx\n").is_err());
-        assert!(parse("directory\t/x\troot\troot\tzz\n").is_err());
+        assert!(parse("stat\t/x\tdirectory\troot\troot\tzz\n").is_err());
         assert!(
-            parse("package\tx; reboot\t1\n").is_err(),
+            parse("record\tbegin\ninfra-record\t1\tt\tab\nbogus\nrecord\tend\n").is_err(),
+            "a record line no kind has"
+        );
+        assert!(
+            parse("services\nId=nginx.service\n").is_err(),
+            "an answer cut inside a block"
+        );
+        assert!(parse("SHA256 (/etc/../x) = 00\n").is_err());
+        assert!(
+            parse("package\tx; reboot\tii \t1\n").is_err(),
             "a name no rule allows"
         );
         assert!(parse("file\t/etc/../root\t-\n").is_err());

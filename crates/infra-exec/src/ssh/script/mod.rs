@@ -18,18 +18,32 @@ pub const STATE_ROOT: &str = infra_plan::record::STATE_ROOT;
 const PRELUDE: &str =
     "set -u\numask 077\nexport LC_ALL=C DEBIAN_FRONTEND=noninteractive\nR=/var/lib/infra\n";
 
-/// Replays a record's journal into its current `+` lines (`replay < journal`): later lines win,
-/// `-` lines remove, an owed restart is never lowered to a reload. `complete FILE` prints a
-/// journal without a last line cut by a crash.
-const RECORD_FUNCTIONS: &str = r#"complete() { if [ -n "$(tail -c 1 "$1")" ]; then sed '$d' "$1"; else cat "$1"; fi; }
-replay() { awk -F'\t' '
-  NR == 1 { next }
-  $1 == "serial" { next }
-  $1 == "intent" { k = "install"; if (!(k in seen)) { seen[k] = 1; order[++n] = k }; v[k] = $0; next }
-  $1 == "done" { delete v["install"]; next }
-  substr($1, 1, 1) == "+" { k = substr($1, 2) FS $2; if ($1 == "+owed" && (k in v) && v[k] ~ /\trestart$/) next; if (!(k in seen)) { seen[k] = 1; order[++n] = k }; v[k] = $0; next }
-  substr($1, 1, 1) == "-" { delete v[substr($1, 2) FS $2]; next }
-  END { for (i = 1; i <= n; i++) if (order[i] in v) print v[order[i]] }'; }
+/// `replay JOURNAL` prints a record's journal as its current `+` lines: later lines win, `-`
+/// lines remove, an owed restart is never lowered to a reload, and a last line cut by a crash
+/// (no newline at its end) is left out. `replay JOURNAL compact` prints the whole record in
+/// its shortest form: the header, the last serial, any line it does not know and the current
+/// lines. One `awk`, which
+/// reads the journal whole (so it sees whether the last line ended).
+const RECORD_FUNCTIONS: &str = r#"replay() { awk -v RS='\001' -v mode="${2:-}" '
+  function take(line,   f, k) {
+    split(line, f, "\t")
+    if (f[1] == "serial") { serial = line; return }
+    if (f[1] == "intent") { k = "install"; if (!(k in seen)) { seen[k] = 1; order[++n] = k }; v[k] = line; return }
+    if (f[1] == "done") { delete v["install"]; return }
+    if (substr(f[1], 1, 1) == "+") { k = substr(f[1], 2) "\t" f[2]; if (f[1] == "+owed" && (k in v) && v[k] ~ /\trestart$/) return; if (!(k in seen)) { seen[k] = 1; order[++n] = k }; v[k] = line; return }
+    if (substr(f[1], 1, 1) == "-") { delete v[substr(f[1], 2) "\t" f[2]]; return }
+    odd[++odds] = line
+  }
+  { text = text $0 }
+  END {
+    # Whole, the journal ends with a newline and splits into an empty last piece; cut by a
+    # crash, the last piece is the cut line. Either way it is left out.
+    lines = split(text, line, "\n")
+    for (i = 2; i < lines; i++) take(line[i])
+    # The compact form keeps a line it does not know, for the reader to refuse.
+    if (mode == "compact" && lines > 1) { print line[1]; if (serial != "") print serial; for (i = 1; i <= odds; i++) print odd[i] }
+    for (i = 1; i <= n; i++) if (order[i] in v) print v[order[i]]
+  }' "$1"; }
 "#;
 
 /// The prelude plus the variables naming `topology`'s record and redacted copies.
@@ -116,6 +130,18 @@ mod tests {
         );
     }
 
+    /// `replay FILE [MODE]` run by `sh`, its output.
+    fn replay(file: &std::path::Path, mode: &str) -> String {
+        let output = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{RECORD_FUNCTIONS}replay \"$1\" {mode}"))
+            .arg("sh")
+            .arg(file)
+            .output()
+            .expect("sh runs");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
     /// The journal replay in shell and the record parser in Rust agree.
     #[test]
     fn the_shell_replay_matches_the_record_parser() {
@@ -125,15 +151,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let file = dir.path().join("journal");
         std::fs::write(&file, journal).expect("write");
-        let output = Command::new("sh")
-            .arg("-c")
-            .arg(format!("{RECORD_FUNCTIONS}complete \"$1\" | replay"))
-            .arg("sh")
-            .arg(&file)
-            .output()
-            .expect("sh runs");
-        let replayed = String::from_utf8_lossy(&output.stdout).into_owned();
+        let replayed = replay(&file, "");
         let compacted = format!("infra-record\t1\tt\tab\nserial\t3\n{replayed}");
+        assert_eq!(
+            replay(&file, "compact"),
+            compacted,
+            "the compact form is the header, the last serial and the current lines"
+        );
         let from_shell = infra_plan::record::parse(&compacted)
             .expect("parses")
             .expect("a record");
@@ -142,5 +166,8 @@ mod tests {
             .expect("a record");
         assert_eq!(from_shell, from_rust, "shell replay:\n{replayed}");
         assert!(!replayed.contains("cut"), "a cut last line is dropped");
+        // Whole, the same journal keeps its last line.
+        std::fs::write(&file, format!("{journal}\n")).expect("write");
+        assert!(replay(&file, "").contains("+package\tcut"));
     }
 }

@@ -132,7 +132,7 @@ fn compile(script: &mut String, job: &Job<'_>, kind: &StepKind) {
                 script,
                 "mkdir -p \"$R/record\" && chmod 700 \"$R\" \"$R/record\" || fail \"cannot make $R\"\n\
                  {{ printf 'infra-record\\t1\\t%s\\t%s\\n' \"$T\" {lineage}; printf 'serial\\t%s\\n' {serial}; \
-                 if [ -f \"$J\" ]; then complete \"$J\" | replay; fi; }} > \"$J.new\" && sync \"$J.new\" && mv -f \"$J.new\" \"$J\" || fail \"cannot write infra's record\"\n\
+                 if [ -f \"$J\" ]; then replay \"$J\"; fi; }} > \"$J.new\" && sync \"$J.new\" && mv -f \"$J.new\" \"$J\" || fail \"cannot write infra's record\"\n\
                  rm -rf \"$P\"",
                 lineage = quote(lineage),
             );
