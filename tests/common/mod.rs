@@ -55,8 +55,13 @@ pub fn infra() -> Command {
 /// Copies the example into a fresh temporary folder (so tests can change it and so the
 /// generated certificate does not land in the repository).
 pub fn example_copy() -> tempfile::TempDir {
+    copy_of_example("scale-up")
+}
+
+/// Copies `examples/<name>` (without its `.infra/`) into a fresh temporary folder.
+pub fn copy_of_example(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temporary folder");
-    copy_dir(&root().join("examples/scale-up"), dir.path());
+    copy_dir(&root().join("examples").join(name), dir.path());
     dir
 }
 

@@ -31,7 +31,7 @@ const FUNCTIONS: &str = r#"tab='	'
 current=""
 if [ -f "$J" ]; then
   current=$(replay "$J" compact)
-  printf 'record\tbegin\n%s\nrecord\tend\n' "$current"
+  [ -z "$current" ] || printf '%s\n' "$current"
 fi
 if [ -d "$R/lock" ]; then
   h=$(cat "$R/lock/holder" 2>/dev/null)
@@ -54,7 +54,7 @@ is_account() {
 # The record's names by kind (each checked: the record is root's, but a name that slipped past
 # its rules must not reach a command line).
 rpackages=; rdirectories=; rfiles=; runits=; raccounts=; rdatabase=
-while IFS="$tab" read -r kind name rest; do
+while IFS="$tab" read -r tag kind name rest; do
   case "$kind" in
     +package|+dependency) is_package "$name" && rpackages="$rpackages $name" ;;
     +directory) is_path "$name" && rdirectories="$rdirectories $name" ;;
@@ -88,7 +88,7 @@ shown() {
 $sums
 SUMS
   [ -n "$s" ] && [ "$s" != "$2" ] || return 0
-  r=$(printf '%s\n' "$current" | awk -F'\t' -v p="$1" '$1 == "+file" && $2 == p { print $3 " " $4 }')
+  r=$(printf '%s\n' "$current" | awk -F'\t' -v p="$1" '$2 == "+file" && $3 == p { print $4 " " $5 }')
   rs=${r%% *}; rsens=${r#* }
   if [ "$3" = sensitive ] || [ "$rsens" = sensitive ]; then
     if [ "$rsens" = sensitive ] && [ "$rs" = "$s" ] && [ -f "$D$1" ]; then
@@ -118,7 +118,9 @@ firewall() {
 # database DB USER...: names were checked (SQL identifiers), so they sit in quotes as they are.
 database() {
   db=$1; shift
-  command -v mariadb >/dev/null 2>&1 || { printf 'db\tdown\n'; return 0; }
+  if ! command -v mariadb >/dev/null 2>&1 || ! systemctl is-active --quiet mariadb.service; then
+    printf 'db\tdown\n'; return 0
+  fi
   list="''"
   for u in "$@"; do list="$list,'$u'"; done
   q="SELECT 'db', 'up';
@@ -127,8 +129,8 @@ SELECT 'db', 'user', CONCAT(u.User, '@', u.Host), u.authentication_string, IF(IF
 SELECT 'db', 'grant', CONCAT(User, '@', Host) FROM mysql.db WHERE Db = '$db' AND Select_priv = 'Y' AND Insert_priv = 'Y' AND Update_priv = 'Y' AND Delete_priv = 'Y' AND Create_priv = 'Y' AND Drop_priv = 'Y' AND Alter_priv = 'Y' AND Index_priv = 'Y' AND User IN ($list);
 SELECT 'db', 'replication-grant', CONCAT(User, '@', Host) FROM mysql.user WHERE Repl_slave_priv = 'Y' AND User IN ($list);
 SELECT 'db', 'read-only', @@read_only;"
-  mariadb --batch --skip-column-names -e "$q" 2>/dev/null || { printf 'db\tdown\n'; return 0; }
-  mariadb --batch --vertical -e 'SHOW REPLICA STATUS' 2>/dev/null | awk -F': ' '
+  mariadb --connect-timeout=10 --batch --skip-column-names -e "$q" 2>/dev/null || { printf 'db\tdown\n'; return 0; }
+  mariadb --connect-timeout=10 --batch --vertical -e 'SHOW REPLICA STATUS' 2>/dev/null | awk -F': ' '
     { key = $1; sub(/^ +/, "", key); value = substr($0, index($0, ": ") + 2) }
     key ~ /^(Master_Host|Master_Port|Master_User|Slave_IO_Running|Slave_SQL_Running|Using_Gtid)$/ { printf "db\treplica\t%s\t%s\n", key, value }'
 }
@@ -234,8 +236,6 @@ enum Block {
     Services(BTreeMap<String, String>),
     /// `nft list table inet infra`, hashed here as the apply script hashes it.
     Firewall(Vec<String>),
-    /// The record, in the compact form of `replay`.
-    Record(Vec<String>),
 }
 
 /// Reads the script's answer.
@@ -246,7 +246,9 @@ pub fn parse(output: &str) -> Result<HostFacts, String> {
     let mut replication = ReplicationFact::default();
     let mut saw_replication = false;
     let mut block: Option<Block> = None;
-    for (index, line) in output.lines().enumerate() {
+    let mut record = String::new();
+    // Lines end at `\n` only: a `\r` is part of a line (the firewall table is hashed as is).
+    for (index, line) in output.split('\n').enumerate() {
         let at = |reason: String| format!("line {}: {reason}", index + 1);
         match &mut block {
             Some(Block::Services(unit)) => {
@@ -257,18 +259,6 @@ pub fn parse(output: &str) -> Result<HostFacts, String> {
                     service(&mut facts, unit).map_err(at)?;
                 } else if let Some((key, value)) = line.split_once('=') {
                     unit.insert(key.to_owned(), value.to_owned());
-                }
-                continue;
-            }
-            Some(Block::Record(lines)) => {
-                if line == "record\tend" {
-                    let mut text = lines.join("\n");
-                    text.push('\n');
-                    facts.record = infra_plan::record::parse(&text)
-                        .map_err(|e| at(format!("the record: {e}")))?;
-                    block = None;
-                } else {
-                    lines.push(line.to_owned());
                 }
                 continue;
             }
@@ -286,10 +276,14 @@ pub fn parse(output: &str) -> Result<HostFacts, String> {
             }
             None => {}
         }
+        if let Some(line) = line.strip_prefix("record\t") {
+            record.push_str(line);
+            record.push('\n');
+            continue;
+        }
         match line {
             "services" => block = Some(Block::Services(BTreeMap::new())),
             "firewall\tbegin" => block = Some(Block::Firewall(Vec::new())),
-            "record\tbegin" => block = Some(Block::Record(Vec::new())),
             _ => {
                 if let Some(tagged) = line.strip_prefix("SHA256 (") {
                     let (path, sum) = tagged
@@ -316,6 +310,7 @@ pub fn parse(output: &str) -> Result<HostFacts, String> {
     if block.is_some() {
         return Err("the answer ended inside a block of program output".to_owned());
     }
+    facts.record = infra_plan::record::parse(&record).map_err(|e| format!("the record: {e}"))?;
     for (path, (kind, ownership)) in paths.files {
         let fact = match kind.as_str() {
             "regular file" | "regular empty file" => match paths.sums.get(&path) {
@@ -324,8 +319,9 @@ pub fn parse(output: &str) -> Result<HostFacts, String> {
                     sha256: sha256.clone(),
                     shown: shown.remove(&path),
                 },
-                // Removed between `stat` and `sha256sum`.
-                None => FileFact::Absent,
+                // Unreadable (or removed between `stat` and `sha256sum`): never taken for
+                // absent, which would plan to create it or leave it in place.
+                None => return Err(format!("`{path}` is a file that could not be read")),
             },
             _ => FileFact::Other,
         };
@@ -484,12 +480,11 @@ mod tests {
         let loaded = Sha256::of(format!("{table}\n").as_bytes());
         let output = format!(
             "os\tdebian 12\n\
-            record\tbegin\ninfra-record\t1\tfleet\tab\nserial\t4\n+package\tnginx\nrecord\tend\n\
+            record\tinfra-record\t1\tfleet\tab\nrecord\tserial\t4\nrecord\t+package\tnginx\n\
             package\thaproxy\tii \t2.6.12-1\npackage\tnginx\tun \t\n\
             stat\t/etc/infra\tdirectory\troot\troot\t755\nstat\t/var/www/x\tregular file\troot\troot\t644\n\
             stat\t/\tdirectory\troot\troot\t755\n\
             stat\t/etc/a\tregular file\troot\troot\t644\nstat\t/etc/c\tfifo\troot\troot\t600\n\
-            stat\t/etc/gone\tregular file\troot\troot\t600\n\
             SHA256 (/etc/a) = {sha}\ncontent\t/etc/a\taGVsbG8=\n\
             services\nId=nginx.service\nActiveState=active\nUnitFileState=enabled\n\nUnitFileState=\nId=x.service\nActiveState=inactive\n\nservices-end\n\
             firewall\tbegin\n{table}\nfirewall\tend\nfirewall\trecorded\t{loaded} {sha}\n\
@@ -521,11 +516,6 @@ mod tests {
             facts.files[&path("/etc/c")],
             FileFact::Other,
             "a FIFO is no file"
-        );
-        assert_eq!(
-            facts.files.get(&path("/etc/gone")),
-            Some(&FileFact::Absent),
-            "removed between stat and hash"
         );
         assert!(
             !facts.files.contains_key(&path("/etc/b")),
@@ -562,8 +552,15 @@ mod tests {
         assert!(parse("bogus\tx\n").is_err());
         assert!(parse("stat\t/x\tdirectory\troot\troot\tzz\n").is_err());
         assert!(
-            parse("record\tbegin\ninfra-record\t1\tt\tab\nbogus\nrecord\tend\n").is_err(),
-            "a record line no kind has"
+            parse("record\tinfra-record\t1\tt\tab\nrecord\tdamaged\t1\n").is_err(),
+            "a damaged record"
+        );
+        assert!(
+            parse(
+                "stat\t/\tdirectory\troot\troot\t755\nstat\t/etc/a\tregular file\troot\troot\t600\n"
+            )
+            .is_err(),
+            "a regular file without its hash (unreadable) is not taken for absent"
         );
         assert!(
             parse("services\nId=nginx.service\n").is_err(),

@@ -21,28 +21,36 @@ const PRELUDE: &str =
 /// `replay JOURNAL` prints a record's journal as its current `+` lines: later lines win, `-`
 /// lines remove, an owed restart is never lowered to a reload, and a last line cut by a crash
 /// (no newline at its end) is left out. `replay JOURNAL compact` prints the whole record in
-/// its shortest form: the header, the last serial, any line it does not know and the current
-/// lines. One `awk`, which
-/// reads the journal whole (so it sees whether the last line ended).
+/// its shortest form, every line prefixed `record<TAB>` (so no line of a record can pass for
+/// another part of an answer): the header, the last serial, `damaged<TAB>N` when N lines were
+/// not record lines (unknown, or holding a control byte), and the current lines. One `awk`,
+/// which reads the journal whole (so it sees whether the last line ended).
 const RECORD_FUNCTIONS: &str = r#"replay() { awk -v RS='\001' -v mode="${2:-}" '
   function take(line,   f, k) {
+    if (line ~ /[^\t -~]/) { bad++; return }
     split(line, f, "\t")
     if (f[1] == "serial") { serial = line; return }
     if (f[1] == "intent") { k = "install"; if (!(k in seen)) { seen[k] = 1; order[++n] = k }; v[k] = line; return }
     if (f[1] == "done") { delete v["install"]; return }
     if (substr(f[1], 1, 1) == "+") { k = substr(f[1], 2) "\t" f[2]; if (f[1] == "+owed" && (k in v) && v[k] ~ /\trestart$/) return; if (!(k in seen)) { seen[k] = 1; order[++n] = k }; v[k] = line; return }
     if (substr(f[1], 1, 1) == "-") { delete v[substr(f[1], 2) "\t" f[2]]; return }
-    odd[++odds] = line
+    bad++
   }
   { text = text $0 }
   END {
+    # A \001 byte split the journal into records: it is damaged.
+    if (NR > 1) bad++
     # Whole, the journal ends with a newline and splits into an empty last piece; cut by a
     # crash, the last piece is the cut line. Either way it is left out.
     lines = split(text, line, "\n")
     for (i = 2; i < lines; i++) take(line[i])
-    # The compact form keeps a line it does not know, for the reader to refuse.
-    if (mode == "compact" && lines > 1) { print line[1]; if (serial != "") print serial; for (i = 1; i <= odds; i++) print odd[i] }
-    for (i = 1; i <= n; i++) if (order[i] in v) print v[order[i]]
+    p = ""
+    if (mode == "compact") {
+      p = "record\t"
+      if (line[1] ~ /[^\t -~]/) bad++
+      if (lines > 1) { print p line[1]; if (serial != "") print p serial; if (bad) print p "damaged\t" bad }
+    }
+    for (i = 1; i <= n; i++) if (order[i] in v) print p v[order[i]]
   }' "$1"; }
 "#;
 
@@ -153,10 +161,14 @@ mod tests {
         std::fs::write(&file, journal).expect("write");
         let replayed = replay(&file, "");
         let compacted = format!("infra-record\t1\tt\tab\nserial\t3\n{replayed}");
+        let prefixed: String = compacted
+            .lines()
+            .map(|l| format!("record\t{l}\n"))
+            .collect();
         assert_eq!(
             replay(&file, "compact"),
-            compacted,
-            "the compact form is the header, the last serial and the current lines"
+            prefixed,
+            "the compact form is the header, the last serial and the current lines, prefixed"
         );
         let from_shell = infra_plan::record::parse(&compacted)
             .expect("parses")
@@ -169,5 +181,35 @@ mod tests {
         // Whole, the same journal keeps its last line.
         std::fs::write(&file, format!("{journal}\n")).expect("write");
         assert!(replay(&file, "").contains("+package\tcut"));
+    }
+
+    /// A damaged or hostile journal is refused by the reader, never read as something else.
+    #[test]
+    fn a_damaged_journal_is_marked_for_the_reader_to_refuse() {
+        let header = "infra-record\t1\tt\tab\nserial\t2\n";
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("journal");
+        for body in [
+            "record\tend\npackage\tevil\tii \t9\n+package\tnginx\n",
+            "+package\tng\0inx\n",
+            "+package\tng\u{1}inx\n",
+            "bogus line\n",
+        ] {
+            std::fs::write(&file, format!("{header}{body}")).expect("write");
+            let compact = replay(&file, "compact");
+            assert!(
+                compact.lines().all(|l| l.starts_with("record\t")),
+                "{compact:?}"
+            );
+            let text: String = compact
+                .lines()
+                .filter_map(|l| l.strip_prefix("record\t"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            assert!(
+                infra_plan::record::parse(&text).is_err(),
+                "{body:?} gave {compact:?}"
+            );
+        }
     }
 }
