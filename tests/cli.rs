@@ -19,6 +19,26 @@ fn the_example_is_valid() {
 }
 
 #[test]
+fn a_topology_of_one_host_says_host() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::create_dir(dir.path().join("site")).expect("site");
+    let file = dir.path().join("infra.yaml");
+    std::fs::write(
+        &file,
+        "name: one\nhosts:\n  web1: { address: 10.0.0.2 }\nweb:\n  hosts: [web1]\n  server_name: one.test\n  static_dir: site\n",
+    )
+    .expect("topology");
+    common::infra()
+        .args(["validate", "-f"])
+        .arg(&file)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(
+            "is valid: topology `one`, 1 host (1 web)",
+        ));
+}
+
+#[test]
 fn validate_writes_nothing() {
     let dir = common::example_copy();
     common::infra()

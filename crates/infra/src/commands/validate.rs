@@ -37,10 +37,11 @@ pub fn run(settings: &Settings) -> anyhow::Result<Exit> {
         );
     } else {
         crate::outln!(
-            "`{}` is valid: topology `{}`, {} hosts ({})",
+            "`{}` is valid: topology `{}`, {} host{} ({})",
             settings.file.display(),
             topology.name,
             topology.hosts.len(),
+            if topology.hosts.len() == 1 { "" } else { "s" },
             tiers.join(", ")
         );
     }
