@@ -146,19 +146,18 @@ impl Bench {
 
     fn write_topologies(&self, sizes: &[usize]) -> anyhow::Result<()> {
         for &size in sizes {
-            let files = fleet::files(
+            let mut files = fleet::files(
                 NAME,
                 Shape::for_hosts(size)?,
                 "cargo xtask bench",
                 &self.root.join("examples/scale-up"),
             )?;
-            let mut renamed = files.clone();
-            for (path, _) in &mut renamed {
+            for (path, _) in &mut files {
                 if path == "infra.yaml" {
                     *path = format!("fleet-{size}.yaml");
                 }
             }
-            fleet::write(&self.dir, &renamed)?;
+            fleet::write(&self.dir, &files)?;
         }
         Ok(())
     }
@@ -247,17 +246,8 @@ impl Bench {
     fn validation(&self, runs: usize) -> anyhow::Result<Validation> {
         const REFERENCES: usize = 20_000;
         eprintln!("== validation of {REFERENCES} dangling references");
+        // Beside the fleets, whose `app/` and `site/` it uses as the example's.
         let example = self.root.join("examples/scale-up");
-        let dir = self.dir.join("validation");
-        let _ = fs_err::remove_dir_all(&dir);
-        fs_err::create_dir_all(&dir)?;
-        for folder in ["app", "site"] {
-            fs_err::create_dir_all(dir.join(folder))?;
-            for entry in fs_err::read_dir(example.join(folder))? {
-                let entry = entry?;
-                fs_err::copy(entry.path(), dir.join(folder).join(entry.file_name()))?;
-            }
-        }
         let ghosts: Vec<String> = (0..REFERENCES).map(|n| format!("ghost{n}")).collect();
         let text = fs_err::read_to_string(example.join("infra.yaml"))?;
         let wanted = "  hosts: [web1, web2]";
@@ -269,7 +259,7 @@ impl Bench {
             wanted,
             &format!("  hosts: [web1, web2, {}]", ghosts.join(", ")),
         );
-        let topology = dir.join("infra.yaml");
+        let topology = self.dir.join("validation.yaml");
         fs_err::write(&topology, &text)?;
         let topology = topology.display().to_string();
         let mut seconds = Vec::new();
