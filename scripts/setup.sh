@@ -51,7 +51,8 @@ ensure_commands() {
 
 # The real config checkers the tests feed every rendered file to.
 ensure_validators() {
-  ensure_commands haproxy:haproxy keepalived:keepalived nginx:nginx nftables:nft mariadb-server:mariadbd
+  ensure_commands haproxy:haproxy keepalived:keepalived nginx:nginx nftables:nft mariadb-server:mariadbd \
+    prometheus:promtool prometheus-blackbox-exporter:prometheus-blackbox-exporter
 }
 
 # Rust at least as new as Cargo.toml's `rust-version`. Debian 12's own cargo (1.65) is too old,

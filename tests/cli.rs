@@ -14,7 +14,7 @@ fn the_example_is_valid() {
         .assert()
         .code(0)
         .stdout(predicate::str::contains(
-            "is valid: topology `scale-up`, 8 hosts",
+            "is valid: topology `scale-up`, 9 hosts",
         ));
 }
 
@@ -133,7 +133,7 @@ fn render_hides_secrets_unless_asked() {
         .expect("run");
     assert!(hidden.status.success());
     let text = String::from_utf8_lossy(&hidden.stdout);
-    for (_, secret) in &common::SECRETS[..4] {
+    for (_, secret) in common::example_secrets() {
         assert!(!text.contains(secret), "secret leaked:\n{text}");
     }
     assert!(
@@ -151,7 +151,10 @@ fn render_hides_secrets_unless_asked() {
         .expect("run");
     let text = String::from_utf8_lossy(&shown.stdout);
     assert!(
-        text.contains(&format!("insecure-password {}", common::SECRETS[0].1)),
+        text.contains(&format!(
+            "insecure-password {}",
+            common::secret("INFRA_STATS_PASSWORD")
+        )),
         "{text}"
     );
     assert!(
@@ -171,7 +174,7 @@ fn render_out_writes_every_file_with_its_mode() {
         .arg(out.path())
         .assert()
         .success()
-        .stdout(predicate::str::contains("for 8 hosts"));
+        .stdout(predicate::str::contains("for 9 hosts"));
     let mode = |p: &str| {
         std::fs::metadata(out.path().join(p))
             .expect(p)
@@ -576,7 +579,7 @@ fn json_output_never_goes_silent_on_an_invalid_topology() {
             diagnostic["summary"],
             "unknown key `adress` in `hosts.web1`"
         );
-        assert_eq!(diagnostic["range"]["start"]["line"], 21, "{diagnostic}");
+        assert_eq!(diagnostic["range"]["start"]["line"], 23, "{diagnostic}");
         assert_eq!(diagnostic["range"]["start"]["column"], 11, "{diagnostic}");
         assert!(
             diagnostic["detail"]
@@ -659,7 +662,7 @@ fn a_plan_with_an_unreachable_host_is_marked_errored_and_never_saved() {
         .as_array()
         .map(|d| d.iter().filter_map(|x| x["host"].as_str()).collect())
         .unwrap_or_default();
-    assert_eq!(hosts.len(), 8, "{plan}");
+    assert_eq!(hosts.len(), 9, "{plan}");
 }
 
 /// The minimum Rust version in Cargo.toml is true: no dependency needs a newer one.

@@ -120,6 +120,15 @@ case("rollout_batch_of_zero", sub("  command: /usr/bin/python3 -m http.server 80
 case("rollout_share_over_100", sub("  hosts: [web1]", "  hosts: [web1]\n  rollout: { batch: "+M+"\"150%\" }"), "`150%` is not a batch size")
 case("rollout_wait_of_a_day", sub("  replication_user:", "  rollout: { timeout_seconds: "+M+"86400 }\n  replication_user:"), "a health-check wait of 86400 s", "1 to 3600 seconds")
 
+MON = sub("  db2: { address: 10.9.0.42 }\n", "  db2: { address: 10.9.0.42 }\n  mon1: { address: 10.9.0.51 }\n") + "firewall: { admin_sources: [10.9.0.0/24] }\nmonitoring:\n  hosts: [mon1]\n  database_user: { name: exporter, password: \"${env:CORPUS_PASSWORD}\" }\n"
+case("monitoring_without_database_user", sub("  database_user: { name: exporter, password: \"${env:CORPUS_PASSWORD}\" }\n", "", MON).replace("monitoring:\n  hosts", "monitoring:\n  "+M+"hosts"), "monitoring a database tier needs `monitoring.database_user`")
+case("monitoring_undeclared_host", sub("  hosts: [mon1]", "  hosts: ["+M+"mon9]", MON), "`monitoring` refers to undeclared host `mon9`", "did you mean `mon1`?")
+case("monitoring_disk_percent_out_of_range", MON + "  alerts: { disk_used_percent: "+M+"100 }\n", "`monitoring.alerts.disk_used_percent` is 100, out of range", "from 1 to 99")
+case("monitoring_password_with_a_question_mark", sub("password: \"${env:CORPUS_PASSWORD}\" }\n", "password: "+M+"\"${env:CORPUS_QUESTION}\" }\n", MON[MON.index("monitoring:"):]).join([MON[:MON.index("monitoring:")], ""]), "has `?`, which the MariaDB exporter's data source name cannot hold")
+case("monitoring_user_is_the_app_user", sub("  database_user: { name: exporter,", "  database_user: { name: "+M+"demo,", MON), "`demo` is already a database account of the topology")
+case("monitoring_open_to_anyone", sub("firewall: { admin_sources: [10.9.0.0/24] }\n", "firewall: { enabled: "+M+"false }\n", MON).replace("  hosts: [mon1]", "  hosts: [mon1]\n  retention_days: "+M+"0"), "with the firewall off, the exporters and Prometheus answer anyone who reaches them", "`monitoring.retention_days` is 0, out of range")
+case("port_collision_app_and_node_exporter", sub("  name: demo\n  command", "  name: demo\n  port: "+M+"9100\n  command", MON), "port 9100 on host `app1` is wanted by `app.port` and `monitoring (node exporter)`")
+
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "invalid")
 for f in os.listdir(out):
     os.remove(os.path.join(out, f))

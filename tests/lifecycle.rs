@@ -4,7 +4,7 @@
 //! the same moment, a config rejected by its checker, a host killed halfway, a run killed with
 //! SIGKILL, Ctrl-C, and destroy back to the hosts as they were.
 //!
-//! One test, so the eight hosts are brought up once. It uses copies of `examples/scale-up`
+//! One test, so the nine hosts are brought up once. It uses copies of `examples/scale-up`
 //! renamed `scale-test` on 10.231.8.0/24, so a running quickstart lab is left alone.
 
 mod common;
@@ -16,7 +16,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const VIP: &str = "10.231.8.10";
-const HOSTS: [&str; 8] = ["lb1", "lb2", "web1", "web2", "app1", "app2", "db1", "db2"];
+const HOSTS: [&str; 9] = [
+    "lb1", "lb2", "web1", "web2", "app1", "app2", "db1", "db2", "mon1",
+];
 
 /// The example on 10.231.8.0/24 as `scale-test`, with a value full of shell and config
 /// punctuation that validation allows, which must arrive verbatim.
@@ -43,7 +45,7 @@ impl Infra for LabExample {
 }
 
 fn assert_no_secret(args: &[&str], output: &Output) {
-    for (name, value) in &common::SECRETS[..4] {
+    for (name, value) in common::example_secrets() {
         assert!(
             !text(&output.stdout).contains(value) && !text(&output.stderr).contains(value),
             "`infra {}` printed the value of {name}:\n{}",
@@ -234,7 +236,8 @@ fn two_runners_plan_apply_race_crash_and_destroy_on_real_hosts() {
             "database replicas",
             "app",
             "web",
-            "load balancers"
+            "load balancers",
+            "monitoring"
         ]
     );
     let after_plan: Vec<String> = HOSTS.iter().map(|h| a.snapshot(h)).collect();
@@ -370,7 +373,7 @@ fn two_runners_plan_apply_race_crash_and_destroy_on_real_hosts() {
             .lines()
             .filter(|l| l.contains(" no") || l.contains(" yes"))
             .count(),
-        8,
+        HOSTS.len(),
         "{}",
         show(&listed)
     );
@@ -395,7 +398,7 @@ fn two_runners_plan_apply_race_crash_and_destroy_on_real_hosts() {
          for i in $(seq 100); do grep -q 'Password = ' /tmp/keepalived.data 2>/dev/null && break; sleep 0.1; done; \
          grep -m1 'Password = ' /tmp/keepalived.data; rm -f /tmp/keepalived.data",
     );
-    let vrrp = common::SECRETS[3].1;
+    let vrrp = common::secret("INFRA_VRRP_PASSWORD");
     assert!(
         dumped.trim_end().ends_with(&format!("Password = {vrrp}")),
         "keepalived read the VRRP password differently (dump line: {:?})",
@@ -603,8 +606,8 @@ fn two_runners_plan_apply_race_crash_and_destroy_on_real_hosts() {
     // what was done; once it is back, apply converges.
     common::edit(
         &a.file(),
-        "firewall:\n  enabled: true\n",
-        "firewall:\n  enabled: true\n  admin_sources: [10.231.8.0/24]\n",
+        "  admin_sources: [10.231.8.0/24]\n",
+        "  admin_sources: [10.231.8.0/24, 10.231.99.0/24]\n",
     );
     // The run holds every host's lock while it asks for `yes`; web2 dies then, before its
     // turn comes, whatever the machine's speed.
@@ -694,7 +697,11 @@ fn two_runners_plan_apply_race_crash_and_destroy_on_real_hosts() {
 
     // A run killed with SIGKILL mid-apply leaves its locks behind; the other runner sees that
     // their holder is dead, forces them away by ID, and converges.
-    common::edit(&a.file(), "  admin_sources: [10.231.8.0/24]\n", "");
+    common::edit(
+        &a.file(),
+        "  admin_sources: [10.231.8.0/24, 10.231.99.0/24]\n",
+        "  admin_sources: [10.231.8.0/24]\n",
+    );
     let mut child = common::infra_process()
         .current_dir(a.path())
         .args(["apply", "--auto-approve"])

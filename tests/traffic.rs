@@ -88,11 +88,12 @@ fn the_example_serves_real_traffic_and_survives_losing_a_load_balancer() {
         .args(["lab", "down"])
         .output();
     example.infra(&["lab", "up", "--recreate"]);
-    let mut before: Vec<(String, String)> =
-        ["lb1", "lb2", "web1", "web2", "app1", "app2", "db1", "db2"]
-            .iter()
-            .map(|h| ((*h).to_owned(), example.snapshot(h)))
-            .collect();
+    let mut before: Vec<(String, String)> = [
+        "lb1", "lb2", "web1", "web2", "app1", "app2", "db1", "db2", "mon1",
+    ]
+    .iter()
+    .map(|h| ((*h).to_owned(), example.snapshot(h)))
+    .collect();
     example.infra(&["apply", "--auto-approve"]);
 
     // keepalived takes the VIP once its HAProxy check has passed a few times.
@@ -229,7 +230,7 @@ fn the_example_serves_real_traffic_and_survives_losing_a_load_balancer() {
     // the load balancers only.
     let (code, _, _) = curl(&[&format!("http://{}:8404/stats", example.address("lb1"))]);
     assert_eq!(code, 401);
-    let credentials = format!("admin:{}", common::SECRETS[0].1);
+    let credentials = format!("admin:{}", common::secret("INFRA_STATS_PASSWORD"));
     let (code, _, body) = curl(&[
         "-u",
         &credentials,

@@ -1,10 +1,11 @@
 //! Every rendered config of the example is accepted by the real program that reads it,
-//! installed from Debian: `haproxy -c`, `keepalived -t`, `nginx -t`, `nft -c`, and MariaDB's
-//! option parser. Each validator is also shown a broken file and must reject it, so a
+//! installed from Debian: `haproxy -c`, `keepalived -t`, `nginx -t`, `nft -c`, MariaDB's
+//! option parser, `promtool check rules` and `check config`, and the blackbox exporter's
+//! `--config.check`. Each validator is also shown a broken file and must reject it, so a
 //! validator that accepts anything cannot make these tests pass.
 //!
-//! These need the Debian packages haproxy, keepalived, nginx, nftables and mariadb-server
-//! (the README's test command installs them); a missing one fails the test, it is never skipped.
+//! These need the Debian packages haproxy, keepalived, nginx, nftables, mariadb-server,
+//! prometheus and prometheus-blackbox-exporter (the README's test command installs them); a missing one fails the test, it is never skipped.
 
 mod common;
 
@@ -19,7 +20,7 @@ fn require(program: &str) -> PathBuf {
         }
     }
     panic!(
-        "`{program}` is not installed: run `apt-get install haproxy keepalived nginx nftables mariadb-server` (the README's test command does)"
+        "`{program}` is not installed: run `apt-get install haproxy keepalived nginx nftables mariadb-server prometheus prometheus-blackbox-exporter` (the README's test command does)"
     );
 }
 
@@ -73,6 +74,10 @@ fn localised(out: &Path, host: &str, path: &str, scratch: &Path) -> PathBuf {
         .replace(
             "/etc/nginx/tls/",
             &format!("{}/etc/nginx/tls/", root.display()),
+        )
+        .replace(
+            "/etc/prometheus/infra-rules.yml",
+            &format!("{}/etc/prometheus/infra-rules.yml", root.display()),
         );
     let target = scratch.join(format!(
         "{host}-{}",
@@ -133,6 +138,27 @@ fn check_mariadb(file: &Path) -> Checked {
     checked
 }
 
+fn check_rules(file: &Path) -> Checked {
+    run("promtool", &["check", "rules", &file.display().to_string()])
+}
+
+fn check_prometheus(file: &Path) -> Checked {
+    run(
+        "promtool",
+        &["check", "config", &file.display().to_string()],
+    )
+}
+
+fn check_blackbox(file: &Path) -> Checked {
+    run(
+        "prometheus-blackbox-exporter",
+        &[
+            "--config.check",
+            &format!("--config.file={}", file.display()),
+        ],
+    )
+}
+
 fn assert_ok(what: &str, checked: &Checked) {
     assert!(checked.success, "{what} was rejected:\n{}", checked.output);
 }
@@ -177,7 +203,28 @@ fn check_every_file(mode: &str) {
             ),
         );
     }
-    for host in ["lb1", "lb2", "web1", "web2", "app1", "app2", "db1", "db2"] {
+    let mon1 = out.path().join("mon1");
+    assert_ok(
+        "mon1 alert rules",
+        &check_rules(&mon1.join("etc/prometheus/infra-rules.yml")),
+    );
+    // The configuration's check reads the rule files it names: the rendered ones.
+    assert_ok(
+        &format!("mon1 prometheus.yml ({mode})"),
+        &check_prometheus(&localised(
+            out.path(),
+            "mon1",
+            "/etc/prometheus/prometheus.yml",
+            scratch.path(),
+        )),
+    );
+    assert_ok(
+        "mon1 blackbox.yml",
+        &check_blackbox(&mon1.join("etc/prometheus/blackbox.yml")),
+    );
+    for host in [
+        "lb1", "lb2", "web1", "web2", "app1", "app2", "db1", "db2", "mon1",
+    ] {
         assert_ok(
             &format!("{host} firewall.nft"),
             &check_nft(&out.path().join(host).join("etc/infra/firewall.nft")),
@@ -241,5 +288,32 @@ fn each_validator_rejects_a_broken_file() {
     assert!(
         !check_mariadb(&mariadb).success,
         "mariadbd accepted an unknown option"
+    );
+    let rules = write(
+        "rules.yml",
+        "groups:\n  - name: x\n    rules:\n      - alert: Broken\n        expr: up ==\n",
+    );
+    assert!(
+        !check_rules(&rules).success,
+        "promtool accepted a rule that does not parse"
+    );
+    let missing_rules = write(
+        "prometheus.yml",
+        &format!(
+            "rule_files:\n  - {}/no-such-rules.yml\n",
+            scratch.path().display()
+        ),
+    );
+    assert!(
+        !check_prometheus(&missing_rules).success,
+        "promtool accepted a configuration whose rule file is missing"
+    );
+    let blackbox = write(
+        "blackbox.yml",
+        "modules:\n  x:\n    prober: http\n    bogus: 1\n",
+    );
+    assert!(
+        !check_blackbox(&blackbox).success,
+        "the blackbox exporter accepted an unknown key"
     );
 }

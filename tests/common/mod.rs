@@ -18,11 +18,11 @@ pub fn example() -> PathBuf {
     root().join("examples/scale-up/infra.yaml")
 }
 
-/// Secrets the example and the corpus refer to. The example's four sit at the edge of what
+/// Secrets the example and the corpus refer to. The example's five sit at the edge of what
 /// their formats take: every printable character but the ones `infra` refuses for that format
 /// (see `SecretFormat` in infra-topology), so the lab tests show the real HAProxy, keepalived,
 /// systemd and MariaDB reading them exactly as written.
-pub const SECRETS: [(&str, &str); 9] = [
+pub const SECRETS: [(&str, &str); 11] = [
     // haproxy.cfg: no `#`, quotes or `\`.
     ("INFRA_STATS_PASSWORD", "st!$%&()*+,-./:;<=>?@[]^_`{|}~9"),
     // SQL and the app's systemd environment file: no `"` or `\`.
@@ -32,6 +32,12 @@ pub const SECRETS: [(&str, &str); 9] = [
         "INFRA_DB_REPL_PASSWORD",
         "re\"\\'!#$%&()*+,-./:;<=>?@[]^_`{|}~3",
     ),
+    // SQL and the MariaDB exporter's systemd environment file, inside a Go data source name:
+    // no `"`, `\` or `?`; `@`, `:` and `/` stay (the name splits at its last `@` and `/`).
+    (
+        "INFRA_DB_MONITOR_PASSWORD",
+        "mo!#$%&'()*+,-./:;<=>@[]^_`{|}~4",
+    ),
     // keepalived.conf: exactly 8, no `!`, `#`, `{`, `}` or `"`.
     ("INFRA_VRRP_PASSWORD", "v$%&'`|\\"),
     ("CORPUS_PASSWORD", "corpus-Secret-5"),
@@ -39,7 +45,24 @@ pub const SECRETS: [(&str, &str); 9] = [
     ("CORPUS_BANG", "ab!cdefg"),
     ("CORPUS_SHORT", "abc"),
     ("CORPUS_HASH", "abc#defgh"),
+    ("CORPUS_QUESTION", "abc?defgh"),
 ];
+
+/// The value of the test secret `name`.
+pub fn secret(name: &str) -> &'static str {
+    SECRETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| *value)
+        .unwrap_or_else(|| panic!("no test secret `{name}`"))
+}
+
+/// The example's secrets (the corpus's are not among them).
+pub fn example_secrets() -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+    SECRETS
+        .iter()
+        .filter(|(name, _)| name.starts_with("INFRA_"))
+}
 
 /// `infra` with the test secrets in its environment, no colour, and nothing else inherited
 /// that could change its output.
@@ -189,6 +212,7 @@ impl LabExample {
             "app3" => 33,
             "db1" => 41,
             "db2" => 42,
+            "mon1" => 51,
             _ => 99,
         };
         format!("10.231.{}.{last}", self.octet)

@@ -345,6 +345,12 @@ impl FakeHost {
                 .filter(|(_, g)| matches!(g, Grant::Replication))
                 .map(|(a, _)| a.clone())
                 .collect(),
+            monitor_grants: self
+                .grants
+                .iter()
+                .filter(|(_, g)| matches!(g, Grant::Monitor))
+                .map(|(a, _)| a.clone())
+                .collect(),
             read_only: None,
             replication: self.replication.clone(),
         }
@@ -827,6 +833,12 @@ impl FakeHost {
                     self.grants.remove(account);
                 }
                 self.rec(&format!("-account\t{account}"));
+            }
+            SqlStep::DropCopiedAccount { account } => {
+                if up {
+                    self.sql_accounts.remove(account);
+                    self.grants.remove(account);
+                }
             }
             SqlStep::Replicate {
                 source,

@@ -46,9 +46,11 @@ async fn apply_goes_packages_then_database_app_web_and_one_load_balancer_at_a_ti
     assert!(last_install < first_file, "{log:#?}");
     assert_eq!(
         task_order(&log[first_file.saturating_sub(0)..]),
-        ["db1", "db2", "app1", "app2", "web1", "web2", "lb1", "lb2"]
-            .map(str::to_owned)
-            .to_vec(),
+        [
+            "db1", "db2", "app1", "app2", "web1", "web2", "lb1", "lb2", "mon1"
+        ]
+        .map(str::to_owned)
+        .to_vec(),
         "{log:#?}"
     );
     let overlaps = lab.fleet.overlaps();
@@ -94,9 +96,11 @@ async fn destroy_goes_the_other_way_and_leaves_the_hosts_as_they_were() {
     let log = lab.fleet.log();
     assert_eq!(
         task_order(&log),
-        ["lb1", "lb2", "web1", "web2", "app1", "app2", "db2", "db1"]
-            .map(str::to_owned)
-            .to_vec(),
+        [
+            "mon1", "lb1", "lb2", "web1", "web2", "app1", "app2", "db2", "db1"
+        ]
+        .map(str::to_owned)
+        .to_vec(),
         "{log:#?}"
     );
     let after = lab.on("web1", |h| h.clone());
@@ -534,6 +538,21 @@ async fn a_saved_destroy_plan_is_applied_exactly_and_only_once() {
         lab.on("db1", |h| !h.databases.is_empty()),
         "the data is kept"
     );
+    // The app's accounts stay with the data; the monitoring exporter's goes with its tier.
+    let accounts = lab.on("db1", |h| {
+        h.sql_accounts
+            .keys()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    });
+    assert!(
+        accounts.iter().any(|a| a.starts_with("counter@")),
+        "{accounts:?}"
+    );
+    assert!(
+        !accounts.iter().any(|a| a.starts_with("exporter@")),
+        "{accounts:?}"
+    );
     // The same plan again: the hosts' records moved on, so it is refused.
     let again = lab
         .run(&loaded, &gathered, &saved, RunSettings::default())
@@ -688,4 +707,29 @@ async fn a_local_state_of_an_earlier_version_moves_to_the_hosts() {
     let report = lab.converge(PlanMode::Destroy(DataPolicy::Delete)).await;
     assert!(!report.failed(), "{:?}", report.errors());
     assert!(lab.on("web1", |h| h.packages.is_empty() && h.journal.is_empty()));
+}
+
+#[tokio::test]
+async fn a_first_apply_that_fails_after_loading_the_firewall_takes_the_table_away() {
+    let lab = Lab::example();
+    // The primary's firewall is loaded (with its new rules file) before its SQL, which fails.
+    lab.on("db1", |h| {
+        h.faults.fail_step = Some("create database".to_owned());
+    });
+    let report = lab.converge(PlanMode::Apply).await;
+    assert!(report.failed());
+    let (table, rules) = lab.on("db1", |h| {
+        (
+            h.firewall.clone(),
+            h.files.contains_key(&infra_plan::paths::firewall_nft()),
+        )
+    });
+    assert!(
+        !rules,
+        "the rules file the failed run wrote is taken away again"
+    );
+    assert!(
+        table.is_none(),
+        "so is the table it loaded from it: the host had none"
+    );
 }

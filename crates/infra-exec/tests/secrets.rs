@@ -40,6 +40,7 @@ struct Variant {
     with_vrrp: bool,
     app_password: String,
     repl_password: String,
+    monitor_password: String,
     token: String,
     token_name: Option<&'static str>,
     key: String,
@@ -56,6 +57,7 @@ fn variant() -> impl Strategy<Value = Variant> {
             secret("Aq", 6..=20),
             secret("Rq", 6..=20),
             secret("Tq", 6..=20),
+            secret("Mq", 6..=20),
         ),
         prop_oneof![
             Just(None),
@@ -71,7 +73,7 @@ fn variant() -> impl Strategy<Value = Variant> {
                 with_stats,
                 vrrp,
                 with_vrrp,
-                (app, repl, token),
+                (app, repl, token, monitor),
                 token_name,
                 key,
             )| Variant {
@@ -82,6 +84,7 @@ fn variant() -> impl Strategy<Value = Variant> {
                 with_vrrp,
                 app_password: app,
                 repl_password: repl,
+                monitor_password: monitor,
                 token,
                 token_name,
                 key,
@@ -96,6 +99,7 @@ impl Variant {
             self.vrrp.clone(),
             self.app_password.clone(),
             self.repl_password.clone(),
+            self.monitor_password.clone(),
             self.token.clone(),
             self.key.clone(),
         ]
@@ -129,6 +133,7 @@ impl Variant {
             ("INFRA_VRRP_PASSWORD", &self.vrrp),
             ("INFRA_DB_APP_PASSWORD", &self.app_password),
             ("INFRA_DB_REPL_PASSWORD", &self.repl_password),
+            ("INFRA_DB_MONITOR_PASSWORD", &self.monitor_password),
             ("APP_TOKEN", &self.token),
         ]
         .iter()

@@ -1,6 +1,6 @@
 //! The variables every template sees for one host.
 
-use infra_topology::{EnvValue, Host, Secret, Tier, TlsMode, Topology};
+use infra_topology::{EnvValue, Host, Monitoring, Secret, Tier, TlsMode, Topology};
 use serde_json::{Value, json};
 
 use crate::firewall;
@@ -59,6 +59,10 @@ pub fn for_host(topology: &Topology, host: &Host, secrets: Secrets) -> Value {
                 "rise": lb.health_check.rise,
                 "fall": lb.health_check.fall,
             },
+            "stats_port": lb.metrics_port(),
+            "metrics": topology.monitoring.as_ref().map(|_| json!({
+                "sources": monitoring_addresses(topology),
+            })),
             "stats": lb.stats.as_ref().map(|s| json!({
                 "port": s.port,
                 "user": s.user,
@@ -136,6 +140,7 @@ pub fn for_host(topology: &Topology, host: &Host, secrets: Secrets) -> Value {
             "app_password": secrets.show(&db.app_user.password),
         })
     });
+    let monitoring = monitoring(topology, secrets);
     let managed = topology.firewall.mode == infra_topology::FirewallMode::Managed;
     let rules = if managed {
         firewall::rules_for(topology, host)
@@ -153,6 +158,7 @@ pub fn for_host(topology: &Topology, host: &Host, secrets: Secrets) -> Value {
         "web": web,
         "app": app,
         "db": db,
+        "monitoring": monitoring,
         "lb_health_path": topology.load_balancer.as_ref().map_or("/healthz".to_owned(), |lb| lb.health_check.path.clone()),
         "app_health_at_edge": match (&topology.app, &topology.web) {
             (Some(app), Some(web)) => Some(app.health_path_at_edge(web)),
@@ -160,4 +166,96 @@ pub fn for_host(topology: &Topology, host: &Host, secrets: Secrets) -> Value {
         },
         "firewall": { "enabled": managed, "rules": rules },
     })
+}
+
+/// The monitoring hosts' addresses (what the exporters admit).
+fn monitoring_addresses(topology: &Topology) -> Vec<String> {
+    topology
+        .tier_hosts(Tier::Monitoring)
+        .iter()
+        .map(|h| h.address.to_string())
+        .collect()
+}
+
+/// Everything Prometheus scrapes and probes, and the alert thresholds.
+fn monitoring(topology: &Topology, secrets: Secrets) -> Option<Value> {
+    let monitoring = topology.monitoring.as_ref()?;
+    let targets = |tier: Tier, port: u16| -> Vec<Value> {
+        topology
+            .tier_hosts(tier)
+            .iter()
+            .map(|h| json!({ "name": h.name.as_str(), "target": socket(h.address, port) }))
+            .collect()
+    };
+    let node: Vec<Value> = topology
+        .hosts
+        .iter()
+        .filter(|h| !topology.tiers_of(&h.name).is_empty())
+        .map(|h| {
+            json!({
+                "name": h.name.as_str(),
+                "target": socket(h.address, Monitoring::NODE_EXPORTER_PORT),
+                "tiers": topology.tiers_of(&h.name).iter().map(|t| t.key()).collect::<Vec<_>>().join(","),
+            })
+        })
+        .collect();
+    let database: Vec<Value> = topology
+        .database
+        .iter()
+        .flat_map(|db| {
+            std::iter::once((&db.primary, "primary"))
+                .chain(db.replicas.iter().map(|r| (r, "replica")))
+        })
+        .filter_map(|(name, role)| {
+            let host = topology.host(name)?;
+            Some(json!({
+                "name": name.as_str(),
+                "role": role,
+                "target": socket(host.address, Monitoring::MYSQLD_EXPORTER_PORT),
+            }))
+        })
+        .collect();
+    let app_health: Vec<Value> = topology
+        .app
+        .iter()
+        .flat_map(|app| {
+            topology.tier_hosts(Tier::App).into_iter().map(move |h| {
+                json!({
+                    "name": h.name.as_str(),
+                    "url": format!("http://{}{}", socket(h.address, app.port), app.health_path),
+                })
+            })
+        })
+        .collect();
+    let lb = topology.load_balancer.as_ref();
+    Some(json!({
+        "hosts": topology.tier_hosts(Tier::Monitoring).iter().map(|h| host_entry(h)).collect::<Vec<_>>(),
+        "sources": monitoring_addresses(topology),
+        "port": monitoring.port,
+        "scrape_interval": format!("{}s", monitoring.scrape_interval_seconds),
+        "retention": format!("{}d", monitoring.retention_days),
+        "blackbox_port": Monitoring::BLACKBOX_EXPORTER_PORT,
+        "node": node,
+        "haproxy": lb.map(|lb| targets(Tier::LoadBalancer, lb.metrics_port())).unwrap_or_default(),
+        "haproxy_http": lb.is_some_and(|lb| lb.tls.mode != TlsMode::Passthrough),
+        "vip": lb.map(|lb| lb.vip.addr().to_string()),
+        "nginx": targets(Tier::Web, Monitoring::NGINX_EXPORTER_PORT),
+        "nginx_status_url": topology.web.as_ref().map(|w| format!("http://127.0.0.1:{}/nginx_status", w.status_port)),
+        "database": database,
+        "database_port": topology.database.as_ref().map(|db| db.port),
+        "database_user": monitoring.database_user.as_ref().map(|u| u.name.as_str()),
+        "database_password": monitoring.database_user.as_ref().map(|u| secrets.show(&u.password)),
+        "app_health": app_health,
+        "alerts": {
+            "for": format!("{}s", monitoring.alerts.for_seconds),
+            "replica_lag_seconds": monitoring.alerts.replica_lag_seconds,
+            "disk_used_percent": monitoring.alerts.disk_used_percent,
+            "app_5xx_percent": monitoring.alerts.app_5xx_percent,
+        },
+    }))
+}
+
+/// `address:port`, IPv6 addresses in brackets.
+fn socket(address: std::net::IpAddr, port: u16) -> String {
+    std::net::SocketAddr::new(address, port).to_string()
 }

@@ -240,6 +240,9 @@ pub struct DatabaseFacts {
     pub database_grants: Vec<SqlAccount>,
     /// Accounts with the replication privilege.
     pub replication_grants: Vec<SqlAccount>,
+    /// Accounts with the exporter's privileges (`PROCESS` and `SLAVE MONITOR`).
+    #[serde(default)]
+    pub monitor_grants: Vec<SqlAccount>,
     /// `@@read_only`.
     pub read_only: Option<bool>,
     /// Replication, on a replica that has it configured.

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use infra_topology::{Host, Tier, TlsMode, Topology};
+use infra_topology::{Host, Monitoring, Tier, TlsMode, Topology};
 use ipnet::IpNet;
 use serde::Serialize;
 
@@ -161,6 +161,59 @@ pub fn rules_for(topology: &Topology, host: &Host) -> Vec<Rule> {
             &sources,
         ));
     }
+    if topology.monitoring.is_some() {
+        monitoring_rules(topology, &tiers, &mut rules);
+    }
     rules.retain(|r| !r.is_empty());
     rules
+}
+
+/// What the monitoring hosts read on `host` (every exporter admits them alone), and, on a
+/// monitoring host, Prometheus's UI for the admin sources.
+fn monitoring_rules(topology: &Topology, tiers: &[Tier], rules: &mut Vec<Rule>) {
+    let Some(monitoring) = &topology.monitoring else {
+        return;
+    };
+    if tiers.is_empty() {
+        return;
+    }
+    let watchers = hosts_of(topology, Tier::Monitoring);
+    let from_watchers = |what: &str, port: u16| {
+        Rule::new(
+            format!("{what} from the monitoring hosts"),
+            format!("tcp dport {port}"),
+            &watchers,
+        )
+    };
+    rules.push(from_watchers(
+        "the node exporter",
+        Monitoring::NODE_EXPORTER_PORT,
+    ));
+    for tier in tiers {
+        match tier {
+            Tier::LoadBalancer => {
+                if let Some(lb) = &topology.load_balancer {
+                    rules.push(from_watchers("HAProxy's metrics", lb.metrics_port()));
+                }
+            }
+            Tier::Web => rules.push(from_watchers(
+                "the Nginx exporter",
+                Monitoring::NGINX_EXPORTER_PORT,
+            )),
+            Tier::App => {
+                if let Some(app) = &topology.app {
+                    rules.push(from_watchers("the app's health check", app.port));
+                }
+            }
+            Tier::Database => rules.push(from_watchers(
+                "the MariaDB exporter",
+                Monitoring::MYSQLD_EXPORTER_PORT,
+            )),
+            Tier::Monitoring => rules.push(Rule::new(
+                "Prometheus's UI and API from the admin sources".to_owned(),
+                format!("tcp dport {}", monitoring.port),
+                &topology.firewall.admin_sources,
+            )),
+        }
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use infra_topology::{Tier, TlsMode, Topology};
+use infra_topology::{Monitoring, Tier, TlsMode, Topology};
 
 /// The diagram language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,12 +63,71 @@ fn flows(topology: &Topology) -> Vec<Flow> {
     flows
 }
 
+/// What the monitoring hosts read from each tier (every host also runs the node exporter).
+fn scrapes(topology: &Topology) -> Vec<Flow> {
+    if topology.monitoring.is_none() {
+        return Vec::new();
+    }
+    let node = Monitoring::NODE_EXPORTER_PORT;
+    let mut scrapes = Vec::new();
+    let has = |tier: Tier| !topology.tier_hosts(tier).is_empty();
+    if let (Some(lb), true) = (&topology.load_balancer, has(Tier::LoadBalancer)) {
+        scrapes.push(Flow {
+            from: Tier::Monitoring,
+            to: Tier::LoadBalancer,
+            label: format!(
+                "HAProxy /metrics :{}, node :{node}, ping VIP {}",
+                lb.metrics_port(),
+                lb.vip.addr()
+            ),
+        });
+    }
+    if has(Tier::Web) {
+        scrapes.push(Flow {
+            from: Tier::Monitoring,
+            to: Tier::Web,
+            label: format!(
+                "Nginx exporter :{}, node :{node}",
+                Monitoring::NGINX_EXPORTER_PORT
+            ),
+        });
+    }
+    if let (Some(app), true) = (&topology.app, has(Tier::App)) {
+        scrapes.push(Flow {
+            from: Tier::Monitoring,
+            to: Tier::App,
+            label: format!("GET :{}{}, node :{node}", app.port, app.health_path),
+        });
+    }
+    if has(Tier::Database) {
+        scrapes.push(Flow {
+            from: Tier::Monitoring,
+            to: Tier::Database,
+            label: format!(
+                "MariaDB exporter :{}, node :{node}",
+                Monitoring::MYSQLD_EXPORTER_PORT
+            ),
+        });
+    }
+    scrapes
+}
+
+/// The tiers in the order they are drawn, top to bottom.
+const DRAWN: [Tier; 5] = [
+    Tier::LoadBalancer,
+    Tier::Web,
+    Tier::App,
+    Tier::Database,
+    Tier::Monitoring,
+];
+
 fn tier_title(tier: Tier) -> &'static str {
     match tier {
         Tier::LoadBalancer => "load balancers: HAProxy + keepalived",
         Tier::Web => "web: Nginx",
         Tier::App => "app",
         Tier::Database => "database: MariaDB",
+        Tier::Monitoring => "monitoring: Prometheus",
     }
 }
 
@@ -110,7 +169,7 @@ fn node_id(name: &str) -> String {
 fn mermaid(topology: &Topology) -> String {
     let mut out = String::from("flowchart TB\n");
     let _ = writeln!(out, "    clients((clients))");
-    for tier in [Tier::LoadBalancer, Tier::Web, Tier::App, Tier::Database] {
+    for tier in DRAWN {
         let hosts = topology.tier_hosts(tier);
         if hosts.is_empty() {
             continue;
@@ -170,6 +229,15 @@ fn mermaid(topology: &Topology) -> String {
             );
         }
     }
+    for scrape in scrapes(topology) {
+        let _ = writeln!(
+            out,
+            "    {} -.->|\"{}\"| {}",
+            scrape.from.key(),
+            scrape.label,
+            scrape.to.key()
+        );
+    }
     if topology.firewall.mode == infra_topology::FirewallMode::Managed {
         let sources: Vec<String> = topology
             .firewall
@@ -177,7 +245,7 @@ fn mermaid(topology: &Topology) -> String {
             .iter()
             .map(ToString::to_string)
             .collect();
-        let tiers: Vec<&str> = [Tier::LoadBalancer, Tier::Web, Tier::App, Tier::Database]
+        let tiers: Vec<&str> = DRAWN
             .into_iter()
             .filter(|t| !topology.tier_hosts(*t).is_empty())
             .map(Tier::key)
@@ -190,6 +258,13 @@ fn mermaid(topology: &Topology) -> String {
                 tiers.join(" & ")
             );
         }
+        if let Some(monitoring) = &topology.monitoring {
+            let _ = writeln!(
+                out,
+                "    admin -.->|\"Prometheus :{} (firewall: admin sources only)\"| monitoring",
+                monitoring.port
+            );
+        }
     }
     out
 }
@@ -200,7 +275,7 @@ fn dot(topology: &Topology) -> String {
         topology.name
     );
     let _ = writeln!(out, "    clients [shape=ellipse];");
-    for tier in [Tier::LoadBalancer, Tier::Web, Tier::App, Tier::Database] {
+    for tier in DRAWN {
         let hosts = topology.tier_hosts(tier);
         if hosts.is_empty() {
             continue;
@@ -266,6 +341,19 @@ fn dot(topology: &Topology) -> String {
                 node_id(db.primary.as_str()),
                 node_id(replica.as_str())
             );
+        }
+    }
+    for scrape in scrapes(topology) {
+        for from in topology.tier_hosts(scrape.from) {
+            for to in topology.tier_hosts(scrape.to) {
+                let _ = writeln!(
+                    out,
+                    "    {} -> {} [label=\"{}\", style=dotted];",
+                    node_id(from.name.as_str()),
+                    node_id(to.name.as_str()),
+                    scrape.label
+                );
+            }
         }
     }
     out.push_str("}\n");

@@ -26,8 +26,8 @@ pub use context::{PLACEHOLDER, Secrets};
 pub use desired::{
     AbsentFile, CertificateFiles, Check, CheckTarget, DatabaseAccount, DatabaseObjects,
     DatabaseRole, DesiredState, Directory, Display, EdgeCertificate, FirewallWanted, Grant,
-    HostState, ManagedFile, Mode, Notify, Origin, ReplicationSource, Sensitivity, Service, Trigger,
-    desired_state,
+    HostState, ManagedFile, Mode, Notify, Origin, ReplicationSource, RestartEffect, Sensitivity,
+    Service, Trigger, desired_state,
 };
 pub use templates::{BUILT_IN, Templates};
 

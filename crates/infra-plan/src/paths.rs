@@ -77,6 +77,31 @@ pub fn app_environment(app_name: &Name) -> RemotePath {
     app_etc(app_name).child_named(&name("environment"), "")
 }
 
+/// Prometheus's configuration (Debian's path).
+pub fn prometheus_yml() -> RemotePath {
+    RemotePath::from_static("/etc/prometheus/prometheus.yml")
+}
+
+/// The alert rules `infra` ships, which `prometheus.yml` loads.
+pub fn prometheus_rules() -> RemotePath {
+    RemotePath::from_static("/etc/prometheus/infra-rules.yml")
+}
+
+/// The blackbox exporter's modules (Debian's path).
+pub fn blackbox_yml() -> RemotePath {
+    RemotePath::from_static("/etc/prometheus/blackbox.yml")
+}
+
+/// `infra`'s drop-in for the blackbox exporter's unit (its ICMP capability).
+pub fn blackbox_drop_in() -> RemotePath {
+    RemotePath::from_static("/etc/systemd/system/prometheus-blackbox-exporter.service.d/infra.conf")
+}
+
+/// The command-line arguments of a Debian service, read by its unit from `/etc/default`.
+pub fn service_defaults(package: &'static str) -> RemotePath {
+    RemotePath::from_static("/etc/default").child_named(&name(package), "")
+}
+
 /// Where systemd unit files `infra` writes live (a change there needs `daemon-reload`).
 pub fn systemd_units() -> RemotePath {
     RemotePath::from_static("/etc/systemd/system")

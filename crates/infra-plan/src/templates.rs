@@ -7,7 +7,7 @@ use tera::Tera;
 use crate::RenderError;
 
 /// Every built-in template: its name (the file name a user overrides it with) and its text.
-pub const BUILT_IN: [(&str, &str); 9] = [
+pub const BUILT_IN: [(&str, &str); 17] = [
     (
         "haproxy.cfg",
         include_str!("../../../templates/haproxy.cfg"),
@@ -40,6 +40,38 @@ pub const BUILT_IN: [(&str, &str); 9] = [
     (
         "infra-firewall.service",
         include_str!("../../../templates/infra-firewall.service"),
+    ),
+    (
+        "prometheus.yml",
+        include_str!("../../../templates/prometheus.yml"),
+    ),
+    (
+        "prometheus-rules.yml",
+        include_str!("../../../templates/prometheus-rules.yml"),
+    ),
+    (
+        "prometheus.default",
+        include_str!("../../../templates/prometheus.default"),
+    ),
+    (
+        "blackbox.yml",
+        include_str!("../../../templates/blackbox.yml"),
+    ),
+    (
+        "blackbox-exporter.conf",
+        include_str!("../../../templates/blackbox-exporter.conf"),
+    ),
+    (
+        "blackbox-exporter.default",
+        include_str!("../../../templates/blackbox-exporter.default"),
+    ),
+    (
+        "nginx-exporter.default",
+        include_str!("../../../templates/nginx-exporter.default"),
+    ),
+    (
+        "mysqld-exporter.default",
+        include_str!("../../../templates/mysqld-exporter.default"),
     ),
 ];
 

@@ -163,8 +163,9 @@ fn secrets_are_marked_and_redacted() {
             }
         }
     }
-    // haproxy.cfg + pem on 2 LBs, keepalived.conf on 2 LBs, app env on 2 app hosts.
-    assert_eq!(sensitive_files, 8);
+    // haproxy.cfg + pem on 2 LBs, keepalived.conf on 2 LBs, app env on 2 app hosts, the
+    // MariaDB exporter's environment on 2 database hosts.
+    assert_eq!(sensitive_files, 10);
 }
 
 #[test]

@@ -33,6 +33,8 @@ pub struct Topology {
     pub app: Option<App>,
     /// The database tier.
     pub database: Option<Database>,
+    /// The monitoring tier.
+    pub monitoring: Option<Monitoring>,
     /// The firewall settings.
     pub firewall: Firewall,
     /// Lab settings.
@@ -56,6 +58,7 @@ impl Topology {
                 .iter()
                 .flat_map(|d| std::iter::once(&d.primary).chain(&d.replicas))
                 .collect(),
+            Tier::Monitoring => self.monitoring.iter().flat_map(|m| &m.hosts).collect(),
         };
         names.into_iter().filter_map(|n| self.host(n)).collect()
     }
@@ -81,7 +84,26 @@ impl Topology {
             secrets.push(&db.app_user.password);
             secrets.extend(db.replication_user.iter().map(|u| &u.password));
         }
+        if let Some(monitoring) = &self.monitoring {
+            secrets.extend(monitoring.database_user.iter().map(|u| &u.password));
+        }
         secrets
+    }
+
+    /// Every database account the topology names (the app's, replication's and the
+    /// monitoring exporter's), which SQL steps look passwords up in by name.
+    pub fn database_users(&self) -> Vec<&DatabaseUser> {
+        let mut users = Vec::new();
+        if let Some(db) = &self.database {
+            users.push(&db.app_user);
+            users.extend(db.replication_user.iter());
+            users.extend(
+                self.monitoring
+                    .iter()
+                    .filter_map(|m| m.database_user.as_ref()),
+            );
+        }
+        users
     }
 
     /// The tiers `host` belongs to.
@@ -93,7 +115,7 @@ impl Topology {
     }
 }
 
-/// The four tiers, in apply order (database first).
+/// The tiers, in apply order (database first, monitoring last: what it watches is up by then).
 #[derive(
     Debug,
     Clone,
@@ -117,11 +139,19 @@ pub enum Tier {
     Web,
     /// HAProxy + keepalived.
     LoadBalancer,
+    /// Prometheus (every host of every tier also runs its exporters).
+    Monitoring,
 }
 
 impl Tier {
     /// Every tier in apply order.
-    pub const ALL: [Tier; 4] = [Tier::Database, Tier::App, Tier::Web, Tier::LoadBalancer];
+    pub const ALL: [Tier; 5] = [
+        Tier::Database,
+        Tier::App,
+        Tier::Web,
+        Tier::LoadBalancer,
+        Tier::Monitoring,
+    ];
 
     /// The tier's key in the topology file.
     pub fn key(self) -> &'static str {
@@ -130,6 +160,7 @@ impl Tier {
             Tier::App => "app",
             Tier::Web => "web",
             Tier::LoadBalancer => "load_balancer",
+            Tier::Monitoring => "monitoring",
         }
     }
 }
@@ -227,6 +258,19 @@ pub struct LoadBalancer {
     pub stats: Option<Stats>,
     /// TLS at the edge.
     pub tls: Tls,
+}
+
+impl LoadBalancer {
+    /// The stats port when `stats:` does not name one.
+    pub const DEFAULT_STATS_PORT: u16 = 8404;
+
+    /// Where HAProxy serves `/metrics`: the stats listener (its default port without
+    /// `stats:`, when the monitoring tier needs it).
+    pub fn metrics_port(&self) -> u16 {
+        self.stats
+            .as_ref()
+            .map_or(LoadBalancer::DEFAULT_STATS_PORT, |s| s.port)
+    }
 }
 
 /// Whether the preferred VRRP master takes the VIP back when it returns.
@@ -462,6 +506,48 @@ pub struct DatabaseUser {
     pub name: SqlName,
     /// Password.
     pub password: Secret,
+}
+
+/// The monitoring tier: Prometheus scraping an exporter on every host.
+#[derive(Debug, Clone)]
+pub struct Monitoring {
+    /// Hosts running Prometheus.
+    pub hosts: Vec<HostName>,
+    /// Prometheus's UI and API port.
+    pub port: u16,
+    /// Seconds between scrapes.
+    pub scrape_interval_seconds: u32,
+    /// Days of history kept.
+    pub retention_days: u32,
+    /// The account of MariaDB's exporter (present when there is a database tier).
+    pub database_user: Option<DatabaseUser>,
+    /// When the shipped alerts fire.
+    pub alerts: Alerts,
+}
+
+impl Monitoring {
+    /// `prometheus-node-exporter`'s port, on every monitored host.
+    pub const NODE_EXPORTER_PORT: u16 = 9100;
+    /// `prometheus-nginx-exporter`'s port, on web hosts.
+    pub const NGINX_EXPORTER_PORT: u16 = 9113;
+    /// `prometheus-mysqld-exporter`'s port, on database hosts.
+    pub const MYSQLD_EXPORTER_PORT: u16 = 9104;
+    /// `prometheus-blackbox-exporter`'s port, on monitoring hosts (it probes the app's health
+    /// and the VIP).
+    pub const BLACKBOX_EXPORTER_PORT: u16 = 9115;
+}
+
+/// Thresholds of the shipped alert rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alerts {
+    /// Seconds a condition holds before its alert fires.
+    pub for_seconds: u32,
+    /// Replication lag, in seconds, that alerts.
+    pub replica_lag_seconds: u32,
+    /// Percentage of a filesystem used that alerts.
+    pub disk_used_percent: u8,
+    /// Percentage of 5xx answers that alerts.
+    pub app_5xx_percent: u8,
 }
 
 /// Whether `infra` manages a firewall on every host.

@@ -71,6 +71,8 @@ pub struct RawTopology {
     pub app: Option<Sp<RawApp>>,
     /// The MariaDB tier: a primary and read-only replicas.
     pub database: Option<Sp<RawDatabase>>,
+    /// Prometheus and its exporters: every host monitored, with alert rules.
+    pub monitoring: Option<Sp<RawMonitoring>>,
     /// The nftables firewall on every host.
     #[serde(default)]
     pub firewall: RawFirewall,
@@ -295,6 +297,49 @@ pub struct RawDatabase {
     pub replication_user: Option<RawDatabaseUser>,
     /// How a restart of MariaDB goes through the replicas (default: one at a time, 120 s).
     pub rollout: Option<Sp<RawRollout>>,
+}
+
+/// Monitoring: Prometheus on its own hosts, scraping an exporter on every host of the
+/// topology, with alert rules of its own.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Monitoring")]
+pub struct RawMonitoring {
+    /// The hosts that run Prometheus (each scrapes every target on its own).
+    pub hosts: Sp<Vec<Sp<String>>>,
+    /// Port of Prometheus's UI and API, reachable from `firewall.admin_sources` only
+    /// (default 9090).
+    pub port: Option<Sp<u16>>,
+    /// Seconds between two scrapes of a target, 1-120 (default 15): the alerts look at
+    /// 5-minute windows, which need a few samples.
+    pub scrape_interval_seconds: Option<Sp<u32>>,
+    /// Days of history Prometheus keeps, 1-3650 (default 15).
+    pub retention_days: Option<Sp<u32>>,
+    /// The account MariaDB's exporter connects as, from the database host itself
+    /// (`127.0.0.1`) with `PROCESS` and `SLAVE MONITOR` only. Required with a database tier.
+    /// Its password may not hold `"`, `\` or `?` (it goes into a systemd environment file,
+    /// inside the exporter's data source name).
+    pub database_user: Option<RawDatabaseUser>,
+    /// When the shipped alert rules fire.
+    #[serde(default)]
+    pub alerts: RawAlerts,
+}
+
+/// Thresholds of the shipped alert rules.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Alerts")]
+pub struct RawAlerts {
+    /// Seconds a condition must hold before its alert fires (Prometheus's `for:`), 0-3600
+    /// (default 60).
+    pub for_seconds: Option<Sp<u32>>,
+    /// A replica further behind its primary than this many seconds alerts (default 30).
+    pub replica_lag_seconds: Option<Sp<u32>>,
+    /// A filesystem fuller than this percentage alerts, 1-99 (default 90).
+    pub disk_used_percent: Option<Sp<u8>>,
+    /// The share of requests answered with a 5xx status, in percent, above which the app
+    /// alerts, 1-99 (default 5).
+    pub app_5xx_percent: Option<Sp<u8>>,
 }
 
 /// How a change that restarts a tier's service goes through its hosts: a batch at a time,

@@ -16,6 +16,7 @@ const TAKEN_APP_NAMES: &[&str] = &[
     "mysqld",
     "nftables",
     "iptables",
+    "prometheus",
     // remote access
     "ssh",
     "sshd",
@@ -52,7 +53,14 @@ const TAKEN_APP_NAMES: &[&str] = &[
 ];
 
 /// Name prefixes reserved for systemd and for `infra`.
-const TAKEN_APP_PREFIXES: &[&str] = &["systemd-", "infra-", "dbus-", "getty", "user@"];
+const TAKEN_APP_PREFIXES: &[&str] = &[
+    "systemd-",
+    "infra-",
+    "dbus-",
+    "getty",
+    "user@",
+    "prometheus-",
+];
 
 /// Why `name` cannot be the app's name, when it cannot.
 pub fn app_name(name: &str, app_packages: &[&str]) -> Option<String> {
@@ -63,7 +71,7 @@ pub fn app_name(name: &str, app_packages: &[&str]) -> Option<String> {
     }
     if let Some(prefix) = TAKEN_APP_PREFIXES.iter().find(|p| name.starts_with(*p)) {
         return Some(format!(
-            "names starting with `{prefix}` belong to systemd or `infra`"
+            "names starting with `{prefix}` belong to systemd, Debian's exporters or `infra`"
         ));
     }
     if app_packages.contains(&name) {

@@ -123,6 +123,10 @@ pub enum SecretFormat {
     SystemdEnvironment,
     /// A SQL string literal, quoted by `infra_plan::sql`: only non-printable characters are out.
     Sql,
+    /// The password in the Go data source name MariaDB's exporter connects with: the exporter
+    /// appends its own `?` parameters after a `&` when the name already holds a `?`, which
+    /// then lands in the database name (`Access denied ... to database '&lock_wait_timeout=2'`).
+    DataSourceName,
 }
 
 impl SecretFormat {
@@ -133,6 +137,7 @@ impl SecretFormat {
             SecretFormat::Keepalived => &['!', '"', '#', '{', '}'],
             SecretFormat::SystemdEnvironment => &['"', '\\'],
             SecretFormat::Sql => &[],
+            SecretFormat::DataSourceName => &['?'],
         }
     }
 
@@ -141,8 +146,9 @@ impl SecretFormat {
         match self {
             SecretFormat::Haproxy => "`haproxy.cfg`",
             SecretFormat::Keepalived => "`keepalived.conf`",
-            SecretFormat::SystemdEnvironment => "the app's systemd environment file",
+            SecretFormat::SystemdEnvironment => "a systemd environment file",
             SecretFormat::Sql => "SQL",
+            SecretFormat::DataSourceName => "the MariaDB exporter's data source name",
         }
     }
 }

@@ -205,13 +205,11 @@ pub fn prepare(settings: &Settings, secrets: SecretValues) -> anyhow::Result<Opt
         .context("the topology is valid but its files cannot be rendered")?;
     let secret_values: Vec<&str> = topology.secrets().iter().map(|s| s.expose()).collect();
     let fingerprinter = Fingerprinter::new(topology.name.as_str(), &secret_values);
-    let mut passwords = BTreeMap::new();
-    if let Some(db) = &topology.database {
-        passwords.insert(db.app_user.name.clone(), db.app_user.password.clone());
-        if let Some(replication) = &db.replication_user {
-            passwords.insert(replication.name.clone(), replication.password.clone());
-        }
-    }
+    let passwords: BTreeMap<SqlName, Secret> = topology
+        .database_users()
+        .into_iter()
+        .map(|user| (user.name.clone(), user.password.clone()))
+        .collect();
     let local_records = local_records(&topology)?;
     Ok(Some(Prepared {
         order: TierOrder::of(&topology),

@@ -19,11 +19,12 @@ use infra_plan::{DesiredState, EdgeCertificate, Templates, desired_state};
 use infra_topology::{HostName, Secret, SecretSource, SqlName, Topology};
 
 /// The test secrets.
-pub const SECRETS: [(&str, &str); 4] = [
+pub const SECRETS: [(&str, &str); 5] = [
     ("INFRA_STATS_PASSWORD", "stats-Secret-1"),
     ("INFRA_DB_APP_PASSWORD", "app-Secret-2"),
     ("INFRA_DB_REPL_PASSWORD", "repl-Secret-3"),
     ("INFRA_VRRP_PASSWORD", "vrrp4567"),
+    ("INFRA_DB_MONITOR_PASSWORD", "monitor-Secret-6"),
 ];
 
 /// The edge certificate's private key in tests.
@@ -94,8 +95,10 @@ impl Lab {
         }
         let text = std::fs::read_to_string(example_dir().join("infra.yaml")).expect("example");
         std::fs::write(dir.path().join("infra.yaml"), edit(text)).expect("write");
-        let hosts = ["lb1", "lb2", "web1", "web2", "app1", "app2", "db1", "db2"]
-            .map(|h| HostName::new(h).expect("host"));
+        let hosts = [
+            "lb1", "lb2", "web1", "web2", "app1", "app2", "db1", "db2", "mon1",
+        ]
+        .map(|h| HostName::new(h).expect("host"));
         Lab {
             dir,
             fleet: FakeFleet::new(hosts),
@@ -146,13 +149,11 @@ impl Lab {
         let desired = desired_state(&topology, &templates, Some(&certificate)).expect("renders");
         let values: Vec<&str> = topology.secrets().iter().map(|s| s.expose()).collect();
         let fingerprinter = Fingerprinter::new(topology.name.as_str(), &values);
-        let mut passwords = BTreeMap::new();
-        if let Some(db) = &topology.database {
-            passwords.insert(db.app_user.name.clone(), db.app_user.password.clone());
-            if let Some(r) = &db.replication_user {
-                passwords.insert(r.name.clone(), r.password.clone());
-            }
-        }
+        let passwords: BTreeMap<SqlName, Secret> = topology
+            .database_users()
+            .into_iter()
+            .map(|user| (user.name.clone(), user.password.clone()))
+            .collect();
         Loaded {
             order: TierOrder::of(&topology),
             topology,

@@ -8,7 +8,7 @@ use infra_topology::{
 use super::tiers;
 use super::{
     Check, DesiredState, Directory, Display, FirewallWanted, HostState, ManagedFile, Mode, Notify,
-    Origin, Sensitivity, Service, Trigger,
+    Origin, RestartEffect, Sensitivity, Service, Trigger,
 };
 use crate::RenderError;
 use crate::context::{self, Secrets};
@@ -178,8 +178,10 @@ fn host_state(
             Tier::LoadBalancer => {
                 tiers::load_balancer(topology, &renderer, certificate, &mut state)?;
             }
+            Tier::Monitoring => tiers::monitoring(topology, &renderer, &mut state)?,
         }
     }
+    tiers::exporters(topology, &renderer, &tiers, &mut state)?;
     match topology.firewall.mode {
         FirewallMode::Managed => firewall(&renderer, &mut state)?,
         FirewallMode::Unmanaged => {}
@@ -219,6 +221,7 @@ fn firewall(renderer: &Renderer<'_>, state: &mut HostState) -> Result<(), Render
         unit: paths::firewall_unit_name(),
         on_change: Trigger::Reload,
         health: None,
+        restart: RestartEffect::Unnoticed,
     });
     Ok(())
 }

@@ -9,7 +9,8 @@ use std::fmt;
 use std::net::IpAddr;
 
 use infra_topology::{
-    AccountName, HostName, Name, PackageName, RemotePath, Secret, SqlName, Tier, UnitName,
+    AccountName, HostName, Name, PackageName, RemotePath, Secret, SqlAccount, SqlName, Tier,
+    UnitName,
 };
 use serde::{Deserialize, Serialize};
 
@@ -32,14 +33,25 @@ impl DesiredState {
         self.hosts.iter().find(|h| &h.name == name)
     }
 
-    /// The same hosts, each wanting nothing: what `destroy` converges to.
+    /// The same hosts, each wanting nothing: what `destroy` converges to. The monitoring
+    /// exporter's database accounts are named, for destroy drops them even when it keeps the
+    /// data: they belong to the monitoring tier, which goes.
     pub fn absent(&self) -> DesiredState {
         DesiredState {
             topology: self.topology.clone(),
             hosts: self
                 .hosts
                 .iter()
-                .map(|h| HostState::absent(h.name.clone(), h.address))
+                .map(|h| HostState {
+                    dropped_with_tiers: h
+                        .database
+                        .iter()
+                        .flat_map(|d| &d.users)
+                        .filter(|u| u.grant == Grant::Monitor)
+                        .flat_map(DatabaseAccount::accounts)
+                        .collect(),
+                    ..HostState::absent(h.name.clone(), h.address)
+                })
                 .collect(),
         }
     }
@@ -70,6 +82,9 @@ pub struct HostState {
     pub database: Option<DatabaseObjects>,
     /// Where the edge certificate (and its key) lives on this host, when it holds one.
     pub edge_certificate: Option<CertificateFiles>,
+    /// For destroy: database accounts dropped even when the data is kept (the monitoring
+    /// exporter's, on the primary).
+    pub dropped_with_tiers: Vec<SqlAccount>,
 }
 
 /// The files that hold the edge certificate on a host.
@@ -115,6 +130,7 @@ impl HostState {
             firewall: FirewallWanted::Absent,
             database: None,
             edge_certificate: None,
+            dropped_with_tiers: Vec::new(),
         }
     }
 
@@ -192,6 +208,12 @@ pub enum Check {
     Mariadb,
     /// `systemd-analyze verify FILE`.
     SystemdUnit,
+    /// `promtool check config FILE` (the rule files it names included).
+    PrometheusConfig,
+    /// `promtool check rules FILE`.
+    PrometheusRules,
+    /// `prometheus-blackbox-exporter --config.check --config.file=FILE`.
+    Blackbox,
 }
 
 impl Check {
@@ -199,7 +221,12 @@ impl Check {
     /// whole installed tree (checked right after, with the previous file put back on failure).
     pub fn target(self) -> CheckTarget {
         match self {
-            Check::Haproxy | Check::Keepalived | Check::Nftables => CheckTarget::Staged,
+            Check::Haproxy
+            | Check::Keepalived
+            | Check::Nftables
+            | Check::PrometheusConfig
+            | Check::PrometheusRules
+            | Check::Blackbox => CheckTarget::Staged,
             Check::Nginx | Check::Mariadb | Check::SystemdUnit => CheckTarget::Installed,
         }
     }
@@ -213,6 +240,9 @@ impl Check {
             Check::Nftables => "nft -c",
             Check::Mariadb => "mariadbd --help --verbose",
             Check::SystemdUnit => "systemd-analyze verify",
+            Check::PrometheusConfig => "promtool check config",
+            Check::PrometheusRules => "promtool check rules",
+            Check::Blackbox => "prometheus-blackbox-exporter --config.check",
         }
     }
 }
@@ -330,6 +360,19 @@ pub struct Service {
     pub on_change: Trigger,
     /// How the host shows the service works again after a restart, and for how long to wait.
     pub health: Option<Health>,
+    /// What its restart means for the tier.
+    pub restart: RestartEffect,
+}
+
+/// What a restart of a service means for its tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestartEffect {
+    /// The host serves less while it restarts: a wave that restarts it rolls through the tier
+    /// when the tier says how (`rollout:`).
+    TakesHostOut,
+    /// Nothing the tier serves stops (an exporter): hosts restart it all at once.
+    Unnoticed,
 }
 
 /// A health check with its time limit.
@@ -402,6 +445,8 @@ pub enum Grant {
     AllOn(SqlName),
     /// `REPLICATION SLAVE ON *.*`.
     Replication,
+    /// What MariaDB's exporter reads: `PROCESS, SLAVE MONITOR ON *.*`.
+    Monitor,
 }
 
 impl fmt::Display for Grant {
@@ -409,6 +454,7 @@ impl fmt::Display for Grant {
         match self {
             Grant::AllOn(database) => write!(f, "ALL PRIVILEGES ON {database}.*"),
             Grant::Replication => f.write_str("REPLICATION SLAVE ON *.*"),
+            Grant::Monitor => f.write_str("PROCESS, SLAVE MONITOR ON *.*"),
         }
     }
 }

@@ -1,12 +1,15 @@
 //! What each tier puts on its hosts.
 
-use infra_topology::{AccountName, Host, RemotePath, SqlAccount, Tier, TlsMode, Topology};
+use infra_topology::{
+    AccountName, Host, Monitoring, RemotePath, SqlAccount, Tier, TlsMode, Topology,
+};
 
 use super::build::{EdgeCertificate, FileSpec, Renderer, directory, managed_file, package};
 use super::upload::upload;
 use super::{
     AbsentFile, Check, DatabaseAccount, DatabaseObjects, DatabaseRole, Directory, Display, Grant,
-    Health, HealthGate, HostState, Mode, Origin, ReplicationSource, Sensitivity, Service, Trigger,
+    Health, HealthGate, HostState, Mode, Origin, ReplicationSource, RestartEffect, Sensitivity,
+    Service, Trigger,
 };
 use crate::RenderError;
 use crate::context;
@@ -80,11 +83,13 @@ pub(super) fn load_balancer(
         unit: haproxy,
         on_change: Trigger::Reload,
         health: None,
+        restart: RestartEffect::TakesHostOut,
     });
     state.services.push(Service {
         unit: keepalived,
         on_change: Trigger::Reload,
         health: None,
+        restart: RestartEffect::TakesHostOut,
     });
     Ok(())
 }
@@ -173,6 +178,7 @@ pub(super) fn web(
         unit: nginx,
         on_change: Trigger::Reload,
         health: Some(health),
+        restart: RestartEffect::TakesHostOut,
     });
     Ok(())
 }
@@ -232,6 +238,7 @@ pub(super) fn app(
         unit,
         on_change: Trigger::Restart,
         health: Some(health),
+        restart: RestartEffect::TakesHostOut,
     });
     Ok(())
 }
@@ -280,6 +287,7 @@ pub(super) fn database(
             gate: HealthGate::Mariadb,
             timeout_seconds: db.rollout.timeout_seconds,
         }),
+        restart: RestartEffect::TakesHostOut,
     });
     let addresses = |tier: Tier| -> Vec<std::net::IpAddr> {
         topology
@@ -307,6 +315,20 @@ pub(super) fn database(
             password: replication.password.clone(),
         });
     }
+    // MariaDB's exporter connects from the database host itself (the account reaches the
+    // replicas with replication).
+    if let Some(user) = topology
+        .monitoring
+        .as_ref()
+        .and_then(|m| m.database_user.as_ref())
+    {
+        users.push(DatabaseAccount {
+            name: user.name.clone(),
+            hosts: vec![std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)],
+            grant: Grant::Monitor,
+            password: user.password.clone(),
+        });
+    }
     let replication_source = match (role, &db.replication_user, topology.host(&db.primary)) {
         (DatabaseRole::Replica, Some(user), Some(primary)) => Some(ReplicationSource {
             host: primary.address,
@@ -331,5 +353,179 @@ impl DatabaseAccount {
             .iter()
             .map(|host| SqlAccount::new(self.name.clone(), *host))
             .collect()
+    }
+}
+
+/// Prometheus and the blackbox exporter (which probes the app's health and the VIP) on a
+/// monitoring host. Both configs are checked with `promtool` before Prometheus reloads them.
+pub(super) fn monitoring(
+    topology: &Topology,
+    renderer: &Renderer<'_>,
+    state: &mut HostState,
+) -> Result<(), RenderError> {
+    let Some(monitoring) = &topology.monitoring else {
+        return Ok(());
+    };
+    let prometheus = paths::unit("prometheus.service");
+    let blackbox = paths::unit("prometheus-blackbox-exporter.service");
+    state.packages.extend([
+        package("prometheus"),
+        package("prometheus-blackbox-exporter"),
+    ]);
+    let drop_in = paths::blackbox_drop_in();
+    if let Some(folder) = drop_in.parent() {
+        state.directories.push(directory(folder, 0o755));
+    }
+    state.files.push(renderer.file(
+        "blackbox-exporter.conf",
+        FileSpec {
+            path: drop_in,
+            mode: 0o644,
+            check: None,
+            notify: Some((blackbox.clone(), Trigger::Restart)),
+        },
+    )?);
+    state.files.push(renderer.file(
+        "blackbox-exporter.default",
+        FileSpec {
+            path: paths::service_defaults("prometheus-blackbox-exporter"),
+            mode: 0o644,
+            check: None,
+            notify: Some((blackbox.clone(), Trigger::Restart)),
+        },
+    )?);
+    state.files.push(renderer.file(
+        "blackbox.yml",
+        FileSpec {
+            path: paths::blackbox_yml(),
+            mode: 0o644,
+            check: Some(Check::Blackbox),
+            notify: Some((blackbox.clone(), Trigger::Reload)),
+        },
+    )?);
+    // The rules first: the configuration names them, and its check reads them.
+    state.files.push(renderer.file(
+        "prometheus-rules.yml",
+        FileSpec {
+            path: paths::prometheus_rules(),
+            mode: 0o644,
+            check: Some(Check::PrometheusRules),
+            notify: Some((prometheus.clone(), Trigger::Reload)),
+        },
+    )?);
+    state.files.push(renderer.file(
+        "prometheus.yml",
+        FileSpec {
+            path: paths::prometheus_yml(),
+            mode: 0o644,
+            check: Some(Check::PrometheusConfig),
+            notify: Some((prometheus.clone(), Trigger::Reload)),
+        },
+    )?);
+    state.files.push(renderer.file(
+        "prometheus.default",
+        FileSpec {
+            path: paths::service_defaults("prometheus"),
+            mode: 0o644,
+            check: None,
+            notify: Some((prometheus.clone(), Trigger::Restart)),
+        },
+    )?);
+    state.services.push(Service {
+        unit: blackbox,
+        on_change: Trigger::Reload,
+        health: Some(exporter_health(Monitoring::BLACKBOX_EXPORTER_PORT)),
+        restart: RestartEffect::TakesHostOut,
+    });
+    state.services.push(Service {
+        unit: prometheus,
+        on_change: Trigger::Reload,
+        health: Some(Health {
+            gate: HealthGate::Http {
+                port: monitoring.port,
+                path: "/-/ready".to_owned(),
+                host: "localhost".to_owned(),
+            },
+            timeout_seconds: 60,
+        }),
+        restart: RestartEffect::TakesHostOut,
+    });
+    Ok(())
+}
+
+/// The exporters on a host that `monitoring:` watches: the node exporter everywhere, Nginx's
+/// on web hosts, MariaDB's on database hosts (HAProxy serves its own metrics).
+pub(super) fn exporters(
+    topology: &Topology,
+    renderer: &Renderer<'_>,
+    tiers: &[Tier],
+    state: &mut HostState,
+) -> Result<(), RenderError> {
+    if topology.monitoring.is_none() || tiers.is_empty() {
+        return Ok(());
+    }
+    let node = paths::unit("prometheus-node-exporter.service");
+    state.packages.push(package("prometheus-node-exporter"));
+    state.services.push(Service {
+        unit: node,
+        on_change: Trigger::Restart,
+        health: Some(exporter_health(Monitoring::NODE_EXPORTER_PORT)),
+        restart: RestartEffect::Unnoticed,
+    });
+    for tier in tiers {
+        match tier {
+            Tier::Web => {
+                let unit = paths::unit("prometheus-nginx-exporter.service");
+                state.packages.push(package("prometheus-nginx-exporter"));
+                state.files.push(renderer.file(
+                    "nginx-exporter.default",
+                    FileSpec {
+                        path: paths::service_defaults("prometheus-nginx-exporter"),
+                        mode: 0o644,
+                        check: None,
+                        notify: Some((unit.clone(), Trigger::Restart)),
+                    },
+                )?);
+                state.services.push(Service {
+                    unit,
+                    on_change: Trigger::Restart,
+                    health: Some(exporter_health(Monitoring::NGINX_EXPORTER_PORT)),
+                    restart: RestartEffect::Unnoticed,
+                });
+            }
+            Tier::Database => {
+                let unit = paths::unit("prometheus-mysqld-exporter.service");
+                state.packages.push(package("prometheus-mysqld-exporter"));
+                state.files.push(renderer.file(
+                    "mysqld-exporter.default",
+                    FileSpec {
+                        path: paths::service_defaults("prometheus-mysqld-exporter"),
+                        mode: 0o600,
+                        check: None,
+                        notify: Some((unit.clone(), Trigger::Restart)),
+                    },
+                )?);
+                state.services.push(Service {
+                    unit,
+                    on_change: Trigger::Restart,
+                    health: Some(exporter_health(Monitoring::MYSQLD_EXPORTER_PORT)),
+                    restart: RestartEffect::Unnoticed,
+                });
+            }
+            Tier::App | Tier::LoadBalancer | Tier::Monitoring => {}
+        }
+    }
+    Ok(())
+}
+
+/// An exporter works when it answers `/metrics`.
+fn exporter_health(port: u16) -> Health {
+    Health {
+        gate: HealthGate::Http {
+            port,
+            path: "/metrics".to_owned(),
+            host: "localhost".to_owned(),
+        },
+        timeout_seconds: 30,
     }
 }

@@ -12,6 +12,7 @@ pub struct TierOrder {
     app: Vec<HostName>,
     web: Vec<HostName>,
     load_balancers: Vec<HostName>,
+    monitoring: Vec<HostName>,
     others: Vec<HostName>,
     /// How restarts go through the replicas, the app tier and the web tier.
     rollouts: [Option<Rollout>; 3],
@@ -43,7 +44,7 @@ pub struct Group {
 
 impl TierOrder {
     /// The order of `topology`'s hosts. A host in several tiers goes with the first of them
-    /// (database, app, web, load balancers); hosts in no tier come last.
+    /// (database, app, web, load balancers, monitoring); hosts in no tier come last.
     pub fn of(topology: &Topology) -> TierOrder {
         let mut seen: Vec<HostName> = Vec::new();
         let mut take = |names: Vec<HostName>| -> Vec<HostName> {
@@ -75,6 +76,7 @@ impl TierOrder {
         let app = take(names(Tier::App));
         let web = take(names(Tier::Web));
         let load_balancers = take(names(Tier::LoadBalancer));
+        let monitoring = take(names(Tier::Monitoring));
         let others = take(topology.hosts.iter().map(|h| h.name.clone()).collect());
         let rollouts = [
             topology.database.as_ref().map(|d| d.rollout),
@@ -87,6 +89,7 @@ impl TierOrder {
             app,
             web,
             load_balancers,
+            monitoring,
             others,
             rollouts,
         }
@@ -94,7 +97,8 @@ impl TierOrder {
 
     /// The groups in the order `mode` works through them: apply goes database primary,
     /// replicas, app, web, load balancers (one at a time, so the VIP keeps a working holder),
-    /// then hosts in no tier; destroy goes the other way round.
+    /// monitoring (once what it watches is up), then hosts in no tier; destroy goes the other
+    /// way round.
     pub fn groups(&self, mode: PlanMode) -> Vec<Group> {
         let group = |label, concurrency, hosts: &Vec<HostName>| Group {
             part: Part::Main,
@@ -132,6 +136,7 @@ impl TierOrder {
                 Concurrency::OneAtATime,
                 &self.load_balancers,
             ),
+            group("monitoring", Concurrency::Parallel, &self.monitoring),
             group("hosts in no tier", Concurrency::Parallel, &self.others),
         ];
         match mode {

@@ -310,6 +310,13 @@ pub enum SqlStep {
         /// The account.
         account: SqlAccount,
     },
+    /// `DROP USER` on this server only, kept out of its binary log: a replica's copy of an
+    /// account the primary created, where destroy keeps the replica's data (the primary's own
+    /// drop may not reach a replica that is already gone).
+    DropCopiedAccount {
+        /// The account.
+        account: SqlAccount,
+    },
     /// Replicate from the primary by GTID (recorded).
     Replicate {
         /// The primary's address.
@@ -608,6 +615,9 @@ impl SqlStep {
             SqlStep::SetPassword { account, .. } => format!("set the password of {account}"),
             SqlStep::Grant { account, grant } => format!("grant {grant} to {account}"),
             SqlStep::DropAccount { account } => format!("drop account {account}"),
+            SqlStep::DropCopiedAccount { account } => {
+                format!("drop this replica's copy of account {account}")
+            }
             SqlStep::Replicate { source, port, .. } => format!("replicate from {source}:{port}"),
             SqlStep::StopReplication => "stop replication".to_owned(),
         }

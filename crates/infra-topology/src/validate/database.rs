@@ -69,7 +69,7 @@ impl Checker<'_, '_> {
         })
     }
 
-    fn database_user(
+    pub(super) fn database_user(
         &mut self,
         raw: &raw::RawDatabaseUser,
         key: &str,

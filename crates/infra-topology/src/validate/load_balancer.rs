@@ -201,7 +201,10 @@ impl Checker<'_, '_> {
             None => firewall.admin_sources.clone(),
         };
         Some(Stats {
-            port: raw.port.as_ref().map_or(8404, |p| p.value),
+            port: raw
+                .port
+                .as_ref()
+                .map_or(LoadBalancer::DEFAULT_STATS_PORT, |p| p.value),
             user,
             password: password?,
             allow_from,

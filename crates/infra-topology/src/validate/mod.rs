@@ -6,6 +6,7 @@ mod database;
 mod firewall;
 mod hosts;
 mod load_balancer;
+mod monitoring;
 mod ports;
 mod rollout;
 mod values;
@@ -117,6 +118,13 @@ impl Checker<'_, '_> {
             .and_then(|w| self.web(w, &known, &raw.name.value));
         let app = raw.app.as_ref().and_then(|a| self.app(a, &known));
         let database = raw.database.as_ref().and_then(|d| self.database(d, &known));
+        let monitoring = raw
+            .monitoring
+            .as_ref()
+            .and_then(|m| self.monitoring(m, &known, raw.database.as_ref()));
+        if let Some(m) = &raw.monitoring {
+            self.monitoring_exposure(m, &raw.firewall, &firewall);
+        }
         let lab = self.lab(&raw, &hosts, load_balancer.as_ref());
 
         if raw.load_balancer.is_some() && raw.web.is_none() {
@@ -144,6 +152,7 @@ impl Checker<'_, '_> {
             web,
             app,
             database,
+            monitoring,
             firewall,
             lab,
         })
@@ -173,6 +182,7 @@ impl Checker<'_, '_> {
             raw.database
                 .as_ref()
                 .and_then(|d| d.value.replicas.as_ref().map(|r| &r.value)),
+            raw.monitoring.as_ref().map(|m| &m.value.hosts.value),
         ];
         for list in lists.into_iter().flatten() {
             used.extend(list.iter().map(|n| n.value.clone()));

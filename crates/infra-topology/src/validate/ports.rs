@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::Checker;
-use crate::model::{Host, TlsMode};
+use crate::model::{Host, LoadBalancer, Monitoring, TlsMode};
 use crate::raw::{self, Sp};
 use crate::source::Position;
 
@@ -97,7 +97,7 @@ impl Checker<'_, '_> {
                 uses.add(
                     &hosts,
                     stats.value.port.as_ref(),
-                    8404,
+                    LoadBalancer::DEFAULT_STATS_PORT,
                     "load_balancer.stats.port",
                     stats.position,
                 );
@@ -156,6 +156,9 @@ impl Checker<'_, '_> {
                 db.value.primary.position,
             );
         }
+        if let Some(monitoring) = &raw.monitoring {
+            monitoring_ports(raw, monitoring, &mut uses);
+        }
         let Uses { ports, zero } = uses;
         for (position, key) in zero {
             self.error(position, format!("`{key}` is 0, which is not a port"))
@@ -187,4 +190,85 @@ impl Checker<'_, '_> {
             .hint("move one of them to another port, or put the tiers on different hosts");
         }
     }
+}
+
+/// Prometheus and its blackbox exporter on the monitoring hosts; the exporters on every host
+/// they watch (their ports are Debian's defaults, which other tiers must leave free).
+fn monitoring_ports(raw: &raw::RawTopology, monitoring: &Sp<raw::RawMonitoring>, uses: &mut Uses) {
+    let names = |list: Option<&Sp<Vec<Sp<String>>>>| -> Vec<String> {
+        list.iter()
+            .flat_map(|l| l.value.iter().map(|n| n.value.clone()))
+            .collect()
+    };
+    let own = names(Some(&monitoring.value.hosts));
+    let web = names(raw.web.as_ref().map(|w| &w.value.hosts));
+    let mut database = names(
+        raw.database
+            .as_ref()
+            .and_then(|d| d.value.replicas.as_ref()),
+    );
+    database.extend(raw.database.as_ref().map(|d| d.value.primary.value.clone()));
+    let mut watched: Vec<String> = own.clone();
+    watched.extend(names(raw.load_balancer.as_ref().map(|l| &l.value.hosts)));
+    watched.extend(web.iter().cloned());
+    watched.extend(names(raw.app.as_ref().map(|a| &a.value.hosts)));
+    watched.extend(database.iter().cloned());
+    for list in [&mut watched, &mut database] {
+        list.sort();
+        list.dedup();
+    }
+    let at = monitoring.value.hosts.position;
+    let add = |uses: &mut Uses, hosts: &[String], port: Option<&Sp<u16>>, default, key: &str| {
+        let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        uses.add(&hosts, port, default, key, at);
+    };
+    add(
+        uses,
+        &own,
+        monitoring.value.port.as_ref(),
+        9090,
+        "monitoring.port",
+    );
+    add(
+        uses,
+        &own,
+        None,
+        Monitoring::BLACKBOX_EXPORTER_PORT,
+        "monitoring (blackbox exporter)",
+    );
+    add(
+        uses,
+        &watched,
+        None,
+        Monitoring::NODE_EXPORTER_PORT,
+        "monitoring (node exporter)",
+    );
+    if let Some(lb) = raw
+        .load_balancer
+        .as_ref()
+        .filter(|l| l.value.stats.is_none())
+    {
+        let hosts = names(Some(&lb.value.hosts));
+        add(
+            uses,
+            &hosts,
+            None,
+            LoadBalancer::DEFAULT_STATS_PORT,
+            "monitoring (HAProxy metrics)",
+        );
+    }
+    add(
+        uses,
+        &web,
+        None,
+        Monitoring::NGINX_EXPORTER_PORT,
+        "monitoring (Nginx exporter)",
+    );
+    add(
+        uses,
+        &database,
+        None,
+        Monitoring::MYSQLD_EXPORTER_PORT,
+        "monitoring (MariaDB exporter)",
+    );
 }

@@ -53,6 +53,16 @@ impl SecretUse {
         formats: &[SecretFormat::Sql],
         length: SecretLength::Usual,
     };
+    /// The database password of MariaDB's exporter: SQL, and the exporter's environment file,
+    /// inside a Go data source name (which splits at its last `@` and `/`).
+    pub const MONITORING_DATABASE: SecretUse = SecretUse {
+        formats: &[
+            SecretFormat::Sql,
+            SecretFormat::SystemdEnvironment,
+            SecretFormat::DataSourceName,
+        ],
+        length: SecretLength::Usual,
+    };
     /// A secret in the app's environment file.
     pub const APP_ENVIRONMENT: SecretUse = SecretUse {
         formats: &[SecretFormat::SystemdEnvironment],

@@ -94,9 +94,10 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> anyhow::Result<Exit> {
                 }),
             })
             .collect();
+        let monitoring = monitoring_summary(&prepared.topology, &results);
         crate::outln!(
             "{}",
-            serde_json::json!({ "ok": all_fine, "hosts": hosts, "vip": vip, "edge": edge })
+            serde_json::json!({ "ok": all_fine, "hosts": hosts, "vip": vip, "edge": edge, "monitoring": monitoring })
         );
     } else {
         print_text(&results, vip.as_ref(), edge.as_ref());
@@ -114,14 +115,14 @@ fn print_text(
 ) {
     let row = |host: &str, kind: &str, name: &str, ok: bool, detail: &str| {
         crate::outln!(
-            "{host:<10} {kind:<8} {:<28} {:<5} {}",
+            "{host:<10} {kind:<8} {:<38} {:<5} {}",
             infra_topology::text::visible_line(name),
             if ok { "ok" } else { "FAIL" },
             infra_topology::text::visible_line(detail)
         );
     };
     crate::outln!(
-        "{:<10} {:<8} {:<28} {:<5} detail",
+        "{:<10} {:<8} {:<38} {:<5} detail",
         "host",
         "kind",
         "name",
@@ -160,6 +161,43 @@ fn print_text(
             row("(edge)", "check", &answer.url, answer.ok, &answer.detail);
         }
     }
+}
+
+/// What each monitoring host's Prometheus says: its targets up out of all, and the alerts
+/// that fire (`None`: no monitoring tier).
+fn monitoring_summary(
+    topology: &Topology,
+    results: &[(
+        HostName,
+        Result<Vec<StatusLine>, infra_exec::transport::HostError>,
+    )],
+) -> Option<Vec<serde_json::Value>> {
+    let monitoring = topology.monitoring.as_ref()?;
+    Some(
+        results
+            .iter()
+            .filter(|(host, _)| monitoring.hosts.contains(host))
+            .map(|(host, result)| {
+                let lines = result.as_deref().unwrap_or_default();
+                let targets: Vec<&StatusLine> =
+                    lines.iter().filter(|l| l.kind == "target").collect();
+                let firing: Vec<serde_json::Value> = lines
+                    .iter()
+                    .filter(|l| l.kind == "alert" && !l.ok)
+                    .map(|l| serde_json::json!({ "alert": l.name, "detail": l.detail }))
+                    .collect();
+                serde_json::json!({
+                    "host": host,
+                    "answered": result.is_ok()
+                        && !lines.iter().any(|l| l.kind == "check" && l.name.starts_with(status::PROMETHEUS_API)),
+                    "targets": targets.len(),
+                    "targets_up": targets.iter().filter(|l| l.ok).count(),
+                    "down": targets.iter().filter(|l| !l.ok).map(|l| l.name.as_str()).collect::<Vec<_>>(),
+                    "firing": firing,
+                })
+            })
+            .collect(),
+    )
 }
 
 /// Which load balancers said they hold the VIP (`None`: no load balancer tier).

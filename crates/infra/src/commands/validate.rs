@@ -18,13 +18,19 @@ pub fn run(settings: &Settings) -> anyhow::Result<Exit> {
     let certificate = certificate::generated(topology, Keep::InMemory)?;
     infra_plan::desired_state(topology, &templates, certificate.as_ref())
         .context("the topology is valid but its files cannot be rendered")?;
-    let tiers: Vec<String> = Tier::ALL
-        .iter()
-        .rev()
-        .map(|tier| (tier, topology.tier_hosts(*tier).len()))
-        .filter(|(_, count)| *count > 0)
-        .map(|(tier, count)| format!("{count} {}", tier.key()))
-        .collect();
+    // From the edge inwards, monitoring last.
+    let tiers: Vec<String> = [
+        Tier::LoadBalancer,
+        Tier::Web,
+        Tier::App,
+        Tier::Database,
+        Tier::Monitoring,
+    ]
+    .iter()
+    .map(|tier| (tier, topology.tier_hosts(*tier).len()))
+    .filter(|(_, count)| *count > 0)
+    .map(|(tier, count)| format!("{count} {}", tier.key()))
+    .collect();
     if settings.output == Output::Document {
         crate::outln!(
             "{}",

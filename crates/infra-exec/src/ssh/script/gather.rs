@@ -128,6 +128,7 @@ SELECT 'db', 'database', SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHE
 SELECT 'db', 'user', CONCAT(u.User, '@', u.Host), u.authentication_string, IF(IFNULL(JSON_LENGTH(g.Priv, '\$.auth_or'), 0) > 1, 'retained', 'single') FROM mysql.user u LEFT JOIN mysql.global_priv g ON g.User = u.User AND g.Host = u.Host WHERE u.User IN ($list);
 SELECT 'db', 'grant', CONCAT(User, '@', Host) FROM mysql.db WHERE Db = '$db' AND Select_priv = 'Y' AND Insert_priv = 'Y' AND Update_priv = 'Y' AND Delete_priv = 'Y' AND Create_priv = 'Y' AND Drop_priv = 'Y' AND Alter_priv = 'Y' AND Index_priv = 'Y' AND User IN ($list);
 SELECT 'db', 'replication-grant', CONCAT(User, '@', Host) FROM mysql.user WHERE Repl_slave_priv = 'Y' AND User IN ($list);
+SELECT 'db', 'monitor-grant', CONCAT(u.User, '@', u.Host) FROM mysql.user u WHERE u.Process_priv = 'Y' AND u.User IN ($list) AND EXISTS (SELECT 1 FROM information_schema.USER_PRIVILEGES p WHERE p.GRANTEE = CONCAT('''', u.User, '''@''', u.Host, '''') AND p.PRIVILEGE_TYPE = 'SLAVE MONITOR');
 SELECT 'db', 'read-only', @@read_only;"
   mariadb --connect-timeout=10 --batch --skip-column-names -e "$q" 2>/dev/null || { printf 'db\tdown\n'; return 0; }
   mariadb --connect-timeout=10 --batch --vertical -e 'SHOW REPLICA STATUS' 2>/dev/null | awk -F': ' '
@@ -439,6 +440,11 @@ fn parse_line(
                 ["replication-grant", account] => {
                     if let Ok(account) = checked::<SqlAccount>(account) {
                         database.replication_grants.push(account);
+                    }
+                }
+                ["monitor-grant", account] => {
+                    if let Ok(account) = checked::<SqlAccount>(account) {
+                        database.monitor_grants.push(account);
                     }
                 }
                 ["read-only", value] => database.read_only = Some(*value == "1"),

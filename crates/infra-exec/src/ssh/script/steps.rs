@@ -517,6 +517,15 @@ fn compile_check(script: &mut String, check: Check, target: &RemotePath, read: C
              if [ $r -ne 0 ] || printf '%s' \"$out\" | grep -q '\\[ERROR\\]'; then reject \"$out\"; fi"
             .to_owned(),
         Check::SystemdUnit => format!("out=$(systemd-analyze verify {file} 2>&1) || reject \"$out\""),
+        Check::PrometheusConfig => {
+            format!("out=$(promtool check config {file} 2>&1) || reject \"$out\"")
+        }
+        Check::PrometheusRules => {
+            format!("out=$(promtool check rules {file} 2>&1) || reject \"$out\"")
+        }
+        Check::Blackbox => format!(
+            "out=$(prometheus-blackbox-exporter --config.check --config.file={file} 2>&1) || reject \"$out\""
+        ),
     };
     script.push_str(&line);
     script.push('\n');
@@ -641,6 +650,7 @@ fn compile_sql(script: &mut String, job: &Job<'_>, step: &SqlStep) {
                     format!("ALL PRIVILEGES ON {}.*", sql::database(database))
                 }
                 Grant::Replication => "REPLICATION SLAVE ON *.*".to_owned(),
+                Grant::Monitor => "PROCESS, SLAVE MONITOR ON *.*".to_owned(),
             };
             (
                 None,
@@ -653,6 +663,15 @@ fn compile_sql(script: &mut String, job: &Job<'_>, step: &SqlStep) {
             None,
             format!("DROP USER IF EXISTS {};\n", account(who)),
             Some(line(&["-account", &who.to_string()])),
+            false,
+        ),
+        SqlStep::DropCopiedAccount { account: who } => (
+            None,
+            format!(
+                "SET SESSION sql_log_bin = 0;\nDROP USER IF EXISTS {};\n",
+                account(who)
+            ),
+            None,
             false,
         ),
         SqlStep::Replicate {

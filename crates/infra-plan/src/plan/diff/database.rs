@@ -106,7 +106,9 @@ impl HostDiff<'_> {
             }
         } else if self.destroying() && self.deleting_data() {
             self.dropped_data(&mut sql);
-        } else if !self.destroying() {
+        } else if self.destroying() {
+            self.dropped_tier_accounts(&mut sql);
+        } else {
             self.unwanted_accounts(&[], &mut sql);
         }
         self.database.extend(sql);
@@ -197,6 +199,7 @@ impl HostDiff<'_> {
                 let granted = match &user.grant {
                     Grant::Replication => facts.replication_grants.contains(&account),
                     Grant::AllOn(_) => facts.database_grants.contains(&account),
+                    Grant::Monitor => facts.monitor_grants.contains(&account),
                 };
                 if !granted {
                     sql.push(Step::new(StepKind::Sql(SqlStep::Grant {
@@ -275,6 +278,31 @@ impl HostDiff<'_> {
             Change::new(ResourceKind::Replication, "primary", Action::Delete)
                 .before(json!({ "configured_by": "infra" })),
         );
+    }
+
+    /// Destroy that keeps the data: the accounts of tiers that go with it (the monitoring
+    /// exporter's) are dropped, first.
+    fn dropped_tier_accounts(&mut self, sql: &mut Vec<Step>) {
+        for account in self.wanted.dropped_with_tiers.clone() {
+            if self.record.accounts.contains(&account) {
+                self.drop_account(account, sql);
+            } else if self.record.replication {
+                // A replica holds a copy that replication brought; destroy stops the replicas
+                // before the primary, so it is dropped here too.
+                self.changes.push(
+                    Change::new(
+                        ResourceKind::DatabaseUser,
+                        account.to_string(),
+                        Action::Delete,
+                    )
+                    .before(json!({ "created_by": "infra", "copied_from": "the primary" })),
+                );
+                sql.push(Step::new(StepKind::Sql(SqlStep::DropCopiedAccount {
+                    account,
+                })));
+            }
+        }
+        self.stop.splice(0..0, std::mem::take(sql));
     }
 
     /// `destroy --delete-data`: replication stopped, databases and accounts dropped, first.

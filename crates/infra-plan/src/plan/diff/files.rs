@@ -453,10 +453,17 @@ impl HostDiff<'_> {
                     }
                 };
                 if action != Action::NoOp {
+                    // Undone after the rules file is put back: reloaded from it, or, on a host
+                    // that had no table (and so no file), taken away.
+                    let undo = if fact.loaded.is_some() {
+                        StepKind::LoadFirewall
+                    } else {
+                        StepKind::RemoveFirewall
+                    };
                     self.after_files.push(
                         Step::new(StepKind::LoadFirewall)
                             .because(reason)
-                            .undone_by(StepKind::LoadFirewall),
+                            .undone_by(undo),
                     );
                 }
                 self.changes.push(

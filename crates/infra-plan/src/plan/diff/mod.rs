@@ -20,6 +20,7 @@ use super::{
     ContentId, Expectation, FORMAT_VERSION, HostPlan, Plan, PlanMode, Step, StepKind, Task,
     Unreachable, Wave,
 };
+use crate::desired::RestartEffect;
 use crate::desired::{DesiredState, HostState, ManagedFile, Sensitivity, Trigger};
 use crate::facts::HostFacts;
 use crate::hash::{Fingerprint, Fingerprinter};
@@ -151,14 +152,24 @@ pub fn make(input: PlanInput<'_>) -> Plan {
             .filter(|host| input.unreachable.iter().any(|u| &u.host == *host))
             .cloned()
             .collect();
-        // A wave that restarts its tier's service rolls through it when the tier says how.
-        let restarts = tasks.iter().flat_map(|t| &t.steps).any(|s| {
-            matches!(s.kind, StepKind::RestartUnit { .. })
-                && tasks
+        // A wave that restarts its tier's service rolls through it when the tier says how (an
+        // exporter's restart takes nothing out of service).
+        let takes_hosts_out = |host: &HostName, unit: &UnitName| {
+            desired.host(host).is_some_and(|state| {
+                state
+                    .services
                     .iter()
-                    .flat_map(|t| &t.steps)
-                    .any(|w| matches!(w.kind, StepKind::WaitHealthy { .. }))
-        });
+                    .any(|s| &s.unit == unit && s.restart == RestartEffect::TakesHostOut)
+            })
+        };
+        let restarts = tasks.iter().any(|t| {
+            t.steps.iter().any(|s| {
+                matches!(&s.kind, StepKind::RestartUnit { unit } if takes_hosts_out(&t.host, unit))
+            })
+        }) && tasks
+            .iter()
+            .flat_map(|t| &t.steps)
+            .any(|w| matches!(w.kind, StepKind::WaitHealthy { .. }));
         let concurrency = match group.rollout {
             Some(rolling) if restarts => rolling,
             Some(_) | None => group.concurrency,

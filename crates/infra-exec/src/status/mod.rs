@@ -5,6 +5,10 @@ use infra_plan::shell::quote;
 use infra_plan::{DatabaseRole, HostState};
 use infra_topology::{Tier, TlsMode, Topology};
 
+mod prometheus;
+
+pub use prometheus::API as PROMETHEUS_API;
+
 /// One line of the status: a service or a check, and whether it is fine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusLine {
@@ -34,6 +38,11 @@ sql() {
 replica() {
   s=$(mariadb --batch --vertical -e 'SHOW REPLICA STATUS' 2>/dev/null | awk -F': ' '/Slave_IO_Running:|Slave_SQL_Running:/ { printf "%s ", $2 }')
   case "$s" in "Yes Yes ") printf 'check\treplication\tok\tIO and SQL threads running\n' ;; *) printf 'check\treplication\tfail\t%s\n' "${s:-not configured}" ;; esac
+}
+# prometheus PORT PATH NAME: Prometheus's API answer, in base64 on one line (read by `parse`).
+prometheus() {
+  body=$(timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1; printf 'GET $2 HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3; cat <&3" 2>/dev/null | sed '1,/^\r$/d' | base64 -w0)
+  printf 'prometheus\t%s\t%s\n' "$3" "$body"
 }
 vip() { if ip -4 addr show | grep -q " $1/"; then printf 'check\tvip\tok\tholds %s\n' "$1"; else printf 'check\tvip\tok\tbackup (does not hold %s)\n' "$1"; fi; }
 "#;
@@ -77,6 +86,14 @@ pub fn script(topology: &Topology, state: &HostState) -> String {
                     ));
                 }
             }
+            Tier::Monitoring => {
+                if let Some(monitoring) = &topology.monitoring {
+                    let port = monitoring.port;
+                    script.push_str(&format!(
+                        "prometheus {port} '/api/v1/targets?state=active' targets\nprometheus {port} /api/v1/alerts alerts\n"
+                    ));
+                }
+            }
             Tier::Database => {
                 if let Some(objects) = &state.database {
                     script.push_str("sql server 'SELECT VERSION()'\n");
@@ -92,22 +109,26 @@ pub fn script(topology: &Topology, state: &HostState) -> String {
 
 /// Reads the script's output.
 pub fn parse(output: &str) -> Vec<StatusLine> {
-    output
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.splitn(4, '\t');
-            let kind = fields.next()?;
-            let name = fields.next()?;
-            let verdict = fields.next()?;
-            let detail = fields.next().unwrap_or_default();
-            (kind == "service" || kind == "check").then(|| StatusLine {
+    let mut lines = Vec::new();
+    for line in output.lines() {
+        let mut fields = line.splitn(4, '\t');
+        let (Some(kind), Some(name), Some(verdict)) = (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let detail = fields.next().unwrap_or_default();
+        match kind {
+            "service" | "check" => lines.push(StatusLine {
                 kind: kind.to_owned(),
                 name: name.to_owned(),
                 ok: verdict == "ok",
                 detail: detail.to_owned(),
-            })
-        })
-        .collect()
+            }),
+            "prometheus" => lines.extend(prometheus::read(name, verdict)),
+            _ => {}
+        }
+    }
+    lines
 }
 
 #[cfg(test)]
