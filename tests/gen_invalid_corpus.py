@@ -72,6 +72,7 @@ case("unsafe_secret_value", sub("  app_user: { name: demo, password: \"${env:COR
 case("hostile_database_name", sub("  name: demo\n  app_user", "  name: "+M+"\"demo; DROP DATABASE x\"\n  app_user"), "is not a valid database name")
 case("hostile_app_command", sub("  command: /usr/bin/python3 -m http.server 8000", "  command: "+M+"\"/bin/sh -c $(curl x)\""), "has characters that are not safe")
 case("relative_app_command", sub("  command: /usr/bin/python3 -m http.server 8000", "  command: "+M+"python3 app.py"), "`python3` is not an absolute path")
+case("relative_app_migrate", sub("  command: /usr/bin/python3 -m http.server 8000", "  command: /usr/bin/python3 -m http.server 8000\n  migrate: "+M+"migrate.py"), "`migrate.py` is not an absolute path")
 case("unsafe_install_dir", sub("  name: demo\n  command", "  name: demo\n  install_dir: "+M+"/opt/../etc\n  command"), "`/opt/../etc` in `app.install_dir` is not a safe absolute path")
 case("bad_package_name", sub("  name: demo\n  command", "  name: demo\n  packages: [python3, "+M+"\"curl; reboot\"]\n  command"), "`curl; reboot` is not a Debian package name")
 case("bad_env_name", sub("  name: demo\n  command", "  name: demo\n  environment:\n    "+M+"\"BAD-NAME\": x\n  command"), "`BAD-NAME` is not a valid environment variable name")

@@ -322,6 +322,72 @@ fn the_example_serves_real_traffic_and_survives_losing_a_load_balancer() {
     no_request_lost("an app source change", &api, || {
         example.infra(&["apply", "--auto-approve"]);
     });
+    // (e2) A release whose code needs a new column: its migration adds it on app1 before any
+    // app host restarts, while the old release keeps serving (it ignores the column).
+    common::edit(
+        &example.path().join("app/migrate.py"),
+        "    \"ALTER TABLE visits ADD COLUMN IF NOT EXISTS last_host VARCHAR(64) NULL\",\n",
+        "    \"ALTER TABLE visits ADD COLUMN IF NOT EXISTS last_host VARCHAR(64) NULL\",\n    \"ALTER TABLE visits ADD COLUMN IF NOT EXISTS updated_at DATETIME NULL\",\n",
+    );
+    common::edit(
+        &example.path().join("app/app.py"),
+        "last_host = VALUES(last_host)",
+        "last_host = VALUES(last_host), updated_at = NOW()",
+    );
+    no_request_lost("a release with a migration", &api, || {
+        example.infra(&["apply", "--auto-approve"]);
+    });
+    // The column is there, replicated, and the new release writes it.
+    for db in ["db1", "db2"] {
+        wait_for(&format!("{db} to hold the new column's value"), 20, || {
+            text(
+                &example
+                    .ssh(
+                        db,
+                        "mariadb -N -e 'SELECT updated_at IS NOT NULL FROM scaleup.visits WHERE id = 1'",
+                    )
+                    .stdout,
+            )
+            .trim()
+                == "1"
+        });
+    }
+
+    // (e3) A release whose migration fails: apply stops with the migration's output, and no
+    // app host switches to the release (app1 gets its previous files back).
+    let migrate_py = example.path().join("app/migrate.py");
+    let migration = std::fs::read_to_string(&migrate_py).expect("migrate.py");
+    std::fs::write(
+        &migrate_py,
+        format!("{migration}\nraise SystemExit(\"migration refused: the column clashes\")\n"),
+    )
+    .expect("failing migrate.py");
+    let releases =
+        || ["app1", "app2"].map(|h| example.ssh_ok(h, "sha256sum /opt/counter/migrate.py"));
+    let before_failed = releases();
+    let mut failed = None;
+    no_request_lost("a release whose migration fails", &api, || {
+        failed = Some(example.run(&["apply", "--auto-approve"]));
+    });
+    let failed = failed.expect("apply ran");
+    let said = text(&failed.stderr);
+    assert_eq!(
+        failed.status.code(),
+        Some(1),
+        "{}\n{said}",
+        text(&failed.stdout)
+    );
+    assert!(
+        said.contains("the migration failed")
+            && said.contains("migration refused: the column clashes"),
+        "{said}"
+    );
+    assert_eq!(
+        releases(),
+        before_failed,
+        "every app host keeps the old release"
+    );
+    std::fs::write(&migrate_py, migration).expect("restore migrate.py");
 
     // (f) The app's database password rotated, and back: the new one works beside the old one
     // until every app host uses it.

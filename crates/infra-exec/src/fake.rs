@@ -71,6 +71,8 @@ pub struct FakeHost {
     pub accounts: BTreeSet<String>,
     /// Databases.
     pub databases: BTreeSet<SqlName>,
+    /// The app migrations run here, in order.
+    pub migrations: Vec<String>,
     /// Database accounts and their password hashes.
     pub sql_accounts: BTreeMap<SqlAccount, String>,
     /// Old password hashes still accepted beside the current ones (a rotation under way).
@@ -633,6 +635,9 @@ impl FakeHost {
             | StepKind::RestartUnit { unit } => {
                 self.unit(unit).active = true;
                 self.rec(&format!("-owed\t{unit}"));
+            }
+            StepKind::Migrate { migration } => {
+                self.migrations.push(migration.command.join(" "));
             }
             StepKind::WaitHealthy { unit, gate, .. } => {
                 let broken = self.faults.unhealthy_when.as_ref().is_some_and(|text| {

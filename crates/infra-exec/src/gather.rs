@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use infra_plan::facts::{GatherRequest, HostFacts};
 use infra_plan::plan::Unreachable;
+use infra_plan::preflight::{self, Finding, Severity};
 use infra_topology::{Host, HostName};
 
 use crate::hosts::{HostRequest, for_each_host};
@@ -22,6 +23,8 @@ pub struct Gathered {
     pub transports: BTreeMap<HostName, Arc<dyn Transport>>,
     /// Remote commands run to gather (each one SSH round trip).
     pub round_trips: usize,
+    /// What preflight found that does not stop a host (apt's lock held), by host.
+    pub warnings: Vec<(HostName, String)>,
 }
 
 /// What to do with each connection once its host's facts are in.
@@ -70,7 +73,27 @@ pub async fn gather(
         let connector = Arc::clone(&connector);
         async move {
             let transport = connector.connect(&host).await?;
-            let facts = transport.gather(&request).await;
+            let facts = transport.gather(&request).await.and_then(|facts| {
+                let findings = match request.preflight {
+                    Some(_) => preflight::check(&host.name, host.address, &facts, now()),
+                    None => Vec::new(),
+                };
+                let (stops, warns): (Vec<Finding>, Vec<Finding>) = findings
+                    .into_iter()
+                    .partition(|f| f.severity == Severity::Stops);
+                if stops.is_empty() {
+                    Ok((facts, warns))
+                } else {
+                    Err(HostError::Preflight {
+                        message: stops
+                            .iter()
+                            .map(|f| f.message.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                        hint: stops.iter().find_map(|f| f.hint.clone()),
+                    })
+                }
+            });
             let round_trips = transport.round_trips();
             match facts {
                 Ok(facts) if connections == Connections::Keep => {
@@ -91,7 +114,10 @@ pub async fn gather(
     let mut gathered = Gathered::default();
     for (host, result) in results {
         match result {
-            Ok((facts, transport, round_trips)) => {
+            Ok(((facts, warns), transport, round_trips)) => {
+                gathered
+                    .warnings
+                    .extend(warns.into_iter().map(|w| (host.clone(), w.message)));
                 gathered.facts.push((host.clone(), facts));
                 gathered.round_trips += round_trips;
                 if let Some(transport) = transport {
@@ -102,6 +128,13 @@ pub async fn gather(
         }
     }
     gathered
+}
+
+/// This machine's clock, in seconds since the epoch.
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Closes connections, all at once.
@@ -124,6 +157,7 @@ pub async fn refresh(
         mut failed,
         transports,
         round_trips,
+        warnings,
     } = gathered;
     let items: Vec<HostRequest<GatherRequest>> = requests
         .into_iter()
@@ -149,5 +183,6 @@ pub async fn refresh(
         failed,
         transports,
         round_trips,
+        warnings,
     }
 }

@@ -183,6 +183,14 @@ pub enum HostError {
         /// What the user can do.
         hint: Option<String>,
     },
+    /// Preflight found it unfit: nothing is changed on it.
+    #[error("{message}")]
+    Preflight {
+        /// What is wrong (each finding, naming the host).
+        message: String,
+        /// What to do.
+        hint: Option<String>,
+    },
     /// A script failed outside of any step.
     #[error("the script failed on `{host}`: {message}")]
     Script {
@@ -213,7 +221,9 @@ impl HostError {
     /// What the user should do, when known.
     pub fn hint(&self) -> Option<&str> {
         match self {
-            HostError::Transport { hint, .. } => hint.as_deref(),
+            HostError::Transport { hint, .. } | HostError::Preflight { hint, .. } => {
+                hint.as_deref()
+            }
             HostError::Script { .. } | HostError::Answer { .. } | HostError::Panicked { .. } => {
                 None
             }

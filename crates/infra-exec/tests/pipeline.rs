@@ -733,3 +733,56 @@ async fn a_first_apply_that_fails_after_loading_the_firewall_takes_the_table_awa
         "so is the table it loaded from it: the host had none"
     );
 }
+
+#[tokio::test]
+async fn a_release_migrates_once_before_any_app_host_restarts_and_a_failed_migration_keeps_the_old_release()
+ {
+    let lab = Lab::example();
+    lab.converge(PlanMode::Apply).await;
+    let migrate = "/usr/bin/python3 /opt/counter/migrate.py";
+    assert_eq!(lab.on("app1", |h| h.migrations.clone()), [migrate]);
+    assert!(lab.on("app2", |h| h.migrations.is_empty()));
+    // A new release: migrated once, on app1, before its restart and before app2's.
+    lab.edit(
+        "COUNTER_GREETING: hello from the scale-up example",
+        "COUNTER_GREETING: release two",
+    );
+    lab.fleet.clear_log();
+    let report = lab.converge(PlanMode::Apply).await;
+    assert!(!report.failed(), "{:?}", report.errors());
+    assert_eq!(lab.on("app1", |h| h.migrations.len()), 2);
+    assert!(lab.on("app2", |h| h.migrations.is_empty()));
+    let log = lab.fleet.log();
+    let position = |needle: &str| {
+        log.iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in {log:#?}"))
+    };
+    assert!(position("app1: migrate: ") < position("app1: restart counter.service"));
+    assert!(position("app1: migrate: ") < position("app2: restart counter.service"));
+    // Nothing about the app changes: no migration.
+    lab.converge(PlanMode::Apply).await;
+    assert_eq!(lab.on("app1", |h| h.migrations.len()), 2);
+    // A migration that fails stops the apply: no app host restarts, app1's files go back.
+    let env = infra_topology::RemotePath::new("/etc/counter/environment").expect("path");
+    let before = lab.on("app1", |h| h.files[&env].content.clone());
+    lab.on("app1", |h| h.faults.fail_step = Some("migrate".to_owned()));
+    lab.edit(
+        "COUNTER_GREETING: release two",
+        "COUNTER_GREETING: release three",
+    );
+    lab.fleet.clear_log();
+    let report = lab.converge(PlanMode::Apply).await;
+    let errors = report.errors();
+    assert!(
+        matches!(errors.as_slice(), [TaskError::Step { host, .. }] if host.as_str() == "app1"),
+        "{errors:?}"
+    );
+    assert_eq!(lab.on("app1", |h| h.files[&env].content.clone()), before);
+    let log = lab.fleet.log();
+    assert!(
+        !log.iter().any(|l| l.contains("restart counter.service")),
+        "{log:#?}"
+    );
+    assert!(!log.iter().any(|l| l.starts_with("app2:")), "{log:#?}");
+}

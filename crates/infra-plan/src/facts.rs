@@ -36,6 +36,10 @@ pub struct HostFacts {
     /// The edge certificate files asked about, as they are (the key included: it is read to
     /// be reused, never shown).
     pub certificate_files: BTreeMap<RemotePath, KeyMaterial>,
+    /// What preflight reads (the clock, free space, apt's lock, the VIP's interface): it moves
+    /// by itself, so it is no part of the state a saved plan expects.
+    #[serde(default)]
+    pub preflight: crate::preflight::PreflightFacts,
 }
 
 /// Bytes that hold a private key: never shown, never stored. Its `Debug` hides them, and its
@@ -69,6 +73,7 @@ impl HostFacts {
     /// This is what a plan's facts fingerprint covers.
     pub fn state_only(&self) -> HostFacts {
         let mut facts = self.clone();
+        facts.preflight = crate::preflight::PreflightFacts::default();
         for fact in facts.files.values_mut() {
             if let FileFact::File { shown, .. } = fact {
                 *shown = None;
@@ -285,6 +290,10 @@ pub struct GatherRequest {
     /// The edge certificate's files, to read back the certificate in use.
     #[serde(default)]
     pub certificate: Option<crate::desired::CertificateFiles>,
+    /// Whether the host is judged fit before it is planned, and what that asks beyond what
+    /// every host is asked (`None`: it is only read, as `infra state` does).
+    #[serde(default)]
+    pub preflight: Option<crate::preflight::PreflightRequest>,
 }
 
 /// A file to ask about.
@@ -339,6 +348,7 @@ impl GatherRequest {
                 users: db.users.iter().map(|u| u.name.clone()).collect(),
             }),
             certificate: state.edge_certificate.clone(),
+            preflight: Some(crate::preflight::PreflightRequest::default()),
         }
     }
 }

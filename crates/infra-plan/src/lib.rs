@@ -14,6 +14,7 @@ pub mod lock;
 pub mod migrate;
 pub mod paths;
 pub mod plan;
+pub mod preflight;
 pub mod record;
 pub mod shell;
 pub mod sql;
@@ -26,8 +27,8 @@ pub use context::{PLACEHOLDER, Secrets};
 pub use desired::{
     AbsentFile, CertificateFiles, Check, CheckTarget, DatabaseAccount, DatabaseObjects,
     DatabaseRole, DesiredState, Directory, Display, EdgeCertificate, FirewallWanted, Grant,
-    HostState, ManagedFile, Mode, Notify, Origin, ReplicationSource, RestartEffect, Sensitivity,
-    Service, Trigger, desired_state,
+    HostState, ManagedFile, Migration, Mode, Notify, Origin, ReplicationSource, RestartEffect,
+    Sensitivity, Service, Trigger, desired_state,
 };
 pub use templates::{BUILT_IN, Templates};
 

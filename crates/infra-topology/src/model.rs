@@ -452,6 +452,8 @@ pub struct App {
     pub packages: Vec<PackageName>,
     /// The start command, split into words.
     pub command: Vec<String>,
+    /// The migration command, split into words.
+    pub migrate: Option<Vec<String>>,
     /// Listening port.
     pub port: u16,
     /// Health path.

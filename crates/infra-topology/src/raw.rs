@@ -265,6 +265,13 @@ pub struct RawApp {
     pub packages: Vec<Sp<String>>,
     /// The command that starts the app (absolute path first; run without a shell).
     pub command: Sp<String>,
+    /// A command that migrates the app's data for a new release (absolute path first; run
+    /// without a shell, as the app runs: its user, folder and environment). It runs once per
+    /// apply that changes the app, on the first app host, with the new release's files and
+    /// environment in place but before any app host restarts onto it; if it fails, the apply
+    /// stops and every host keeps the old release. It must leave the data usable by the old
+    /// release too (add a column, do not drop one), and running it twice must be harmless.
+    pub migrate: Option<Sp<String>>,
     /// The TCP port the app listens on (default 8000).
     pub port: Option<Sp<u16>>,
     /// The path that answers 200 when the app is healthy (default `/health`).

@@ -299,13 +299,17 @@ pub fn requests(prepared: &Prepared, hosts: &[Host]) -> Vec<(Host, GatherRequest
     hosts
         .iter()
         .map(|host| {
-            let request = match prepared.desired.host(&host.name) {
+            let mut request = match prepared.desired.host(&host.name) {
                 Some(state) => GatherRequest::for_host(&prepared.topology.name, state),
                 None => GatherRequest::for_host(
                     &prepared.topology.name,
                     &infra_plan::HostState::absent(host.name.clone(), host.address),
                 ),
             };
+            request.preflight = Some(infra_plan::preflight::PreflightRequest::for_host(
+                &prepared.topology,
+                &host.name,
+            ));
             (host.clone(), request)
         })
         .collect()
@@ -339,7 +343,7 @@ pub async fn gather(
 
 /// The plan of `mode` from what was gathered.
 pub fn plan(prepared: &Prepared, mode: PlanMode, gathered: &Gathered) -> Plan {
-    plan::make(PlanInput {
+    let mut plan = plan::make(PlanInput {
         mode,
         desired: &prepared.desired,
         facts: &gathered.facts,
@@ -348,7 +352,14 @@ pub fn plan(prepared: &Prepared, mode: PlanMode, gathered: &Gathered) -> Plan {
         fingerprinter: &prepared.fingerprinter,
         new_lineage: infra_plan::record::new_lineage(),
         local_records: &prepared.local_records,
-    })
+    });
+    // What preflight found that does not stop a host (apt's lock held) is said with it.
+    for (host, warning) in &gathered.warnings {
+        if let Some(entry) = plan.hosts.iter_mut().find(|h| &h.host == host) {
+            entry.notes.push(warning.clone());
+        }
+    }
+    plan
 }
 
 /// Why a saved plan no longer matches the topology or the hosts.

@@ -185,8 +185,14 @@ pub fn topology(name: &str, shape: Shape, command: &str) -> String {
     if app.count > 0 {
         let _ = write!(
             text,
-            "\napp:\n  hosts: [{}]\n  name: counter\n  source: app\n  packages: [python3, python3-pymysql]\n  command: /usr/bin/python3 /opt/counter/app.py\n  port: 8000\n  health_path: /health\n  environment:\n    COUNTER_GREETING: hello from {name}\n  rollout:\n    batch: 25%\n",
-            list(&app)
+            "\napp:\n  hosts: [{}]\n  name: counter\n  source: app\n  packages: [python3, python3-pymysql]\n  command: /usr/bin/python3 /opt/counter/app.py\n{}  port: 8000\n  health_path: /health\n  environment:\n    COUNTER_GREETING: hello from {name}\n  rollout:\n    batch: 25%\n",
+            list(&app),
+            // The app's schema is its migration's: with a database to migrate.
+            if db.count > 0 {
+                "  migrate: /usr/bin/python3 /opt/counter/migrate.py\n"
+            } else {
+                ""
+            }
         );
     }
     if db.count > 0 {
@@ -225,14 +231,17 @@ pub fn files(
     command: &str,
     scale_up: &Path,
 ) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    let app = scale_up.join("app/app.py");
-    let app = fs_err::read(&app).with_context(|| "the scale-up example's app is the fleet's")?;
+    let read = |file: &str| {
+        fs_err::read(scale_up.join("app").join(file))
+            .with_context(|| "the scale-up example's app is the fleet's")
+    };
     Ok(vec![
         (
             "infra.yaml".to_owned(),
             topology(name, shape, command).into_bytes(),
         ),
-        ("app/app.py".to_owned(), app),
+        ("app/app.py".to_owned(), read("app.py")?),
+        ("app/migrate.py".to_owned(), read("migrate.py")?),
         ("site/index.html".to_owned(), index_html(name).into_bytes()),
         ("site/healthz".to_owned(), b"ok\n".to_vec()),
     ])

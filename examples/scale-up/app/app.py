@@ -28,13 +28,12 @@ def connect(host):
 
 
 def bump():
+    # The table is the migration's (migrate.py, run by `infra apply` before a release starts).
     with connect(os.environ["DB_HOST"]) as db, db.cursor() as cursor:
         cursor.execute(
-            "CREATE TABLE IF NOT EXISTS visits (id INT PRIMARY KEY, total BIGINT NOT NULL)"
-        )
-        cursor.execute(
-            "INSERT INTO visits (id, total) VALUES (1, 1) "
-            "ON DUPLICATE KEY UPDATE total = total + 1"
+            "INSERT INTO visits (id, total, last_host) VALUES (1, 1, %s) "
+            "ON DUPLICATE KEY UPDATE total = total + 1, last_host = VALUES(last_host)",
+            (socket.gethostname(),),
         )
         cursor.execute("SELECT total FROM visits WHERE id = 1")
         return cursor.fetchone()[0]

@@ -257,6 +257,11 @@ impl Connection {
         &self.host
     }
 
+    /// How commands get root there.
+    pub fn become_method(&self) -> Become {
+        self.become_method
+    }
+
     /// Runs `script` with `sh -s` as root (`sudo -n` when the login user is not root), the
     /// script on stdin (never on the command line, where it could show in process lists).
     pub async fn run_script(&self, script: &str) -> Result<ScriptOutput, TransportError> {

@@ -8,7 +8,7 @@ pub mod script;
 use std::sync::Arc;
 
 use infra_plan::facts::{GatherRequest, HostFacts};
-use infra_topology::{Host, HostName};
+use infra_topology::{Become, Host, HostName};
 
 pub use config::{ClientConfig, ConfigError};
 pub use connection::{
@@ -63,6 +63,14 @@ impl SshTransport {
         let output = self.connection.run_script(script).await?;
         if output.code == Some(0) {
             Ok(output)
+        } else if let Some(refused) = sudo_refused(self.connection.become_method(), &output) {
+            Err(HostError::Preflight {
+                message: format!("`sudo -n` does not give root on `{}`: {refused}", self.host),
+                hint: Some(
+                    "let the login user run commands as root without a password (`USER ALL=(ALL) NOPASSWD: ALL` in /etc/sudoers.d/), or log in as root (`become: none`)"
+                        .to_owned(),
+                ),
+            })
         } else {
             Err(HostError::Script {
                 host: self.host.clone(),
@@ -81,6 +89,18 @@ impl SshTransport {
     pub fn connection(&self) -> &Connection {
         &self.connection
     }
+}
+
+/// What sudo said when it refused to run the script (it printed nothing else and failed).
+fn sudo_refused(become_method: Become, output: &ScriptOutput) -> Option<String> {
+    if become_method != Become::Sudo || !output.stdout.is_empty() {
+        return None;
+    }
+    let said = output.stderr.lines().find(|l| !l.trim().is_empty())?.trim();
+    (said.starts_with("sudo:")
+        || said.contains("sudo: not found")
+        || said.contains("sudo: command not found"))
+    .then(|| said.to_owned())
 }
 
 impl Transport for SshTransport {
@@ -153,5 +173,39 @@ impl Transport for SshTransport {
 
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(self.connection.close())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(stdout: &str, stderr: &str) -> ScriptOutput {
+        ScriptOutput {
+            stdout: stdout.to_owned(),
+            stderr: stderr.to_owned(),
+            code: Some(1),
+        }
+    }
+
+    #[test]
+    fn sudo_refusing_is_told_apart_from_a_failing_script() {
+        let refused = output("", "sudo: a password is required\n");
+        assert_eq!(
+            sudo_refused(Become::Sudo, &refused).as_deref(),
+            Some("sudo: a password is required")
+        );
+        let missing = output("", "sh: 1: sudo: not found\n");
+        assert!(sudo_refused(Become::Sudo, &missing).is_some());
+        assert_eq!(sudo_refused(Become::None, &refused), None);
+        assert_eq!(
+            sudo_refused(Become::Sudo, &output("os\tdebian 12\n", "sudo: x\n")),
+            None,
+            "the script ran: it is its own failure"
+        );
+        assert_eq!(
+            sudo_refused(Become::Sudo, &output("", "awk: syntax error\n")),
+            None
+        );
     }
 }

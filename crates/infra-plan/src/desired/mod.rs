@@ -82,9 +82,25 @@ pub struct HostState {
     pub database: Option<DatabaseObjects>,
     /// Where the edge certificate (and its key) lives on this host, when it holds one.
     pub edge_certificate: Option<CertificateFiles>,
+    /// On app hosts: the migration a new release runs once, before any app host restarts.
+    pub migration: Option<Migration>,
     /// For destroy: database accounts dropped even when the data is kept (the monitoring
     /// exporter's, on the primary).
     pub dropped_with_tiers: Vec<SqlAccount>,
+}
+
+/// An app's migration: run as the app runs (a transient unit with the app's user, folder and
+/// environment file), before the app's unit restarts onto a new release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Migration {
+    /// The app's unit (the one whose restart it comes before).
+    pub unit: UnitName,
+    /// The command, split into words.
+    pub command: Vec<String>,
+    /// The app's folder.
+    pub working_directory: RemotePath,
+    /// The app's environment file.
+    pub environment_file: RemotePath,
 }
 
 /// The files that hold the edge certificate on a host.
@@ -131,6 +147,7 @@ impl HostState {
             database: None,
             edge_certificate: None,
             dropped_with_tiers: Vec::new(),
+            migration: None,
         }
     }
 

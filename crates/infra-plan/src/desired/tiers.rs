@@ -192,6 +192,12 @@ pub(super) fn app(
         return Ok(());
     };
     let unit = app.unit();
+    state.migration = app.migrate.as_ref().map(|command| super::Migration {
+        unit: unit.clone(),
+        command: command.clone(),
+        working_directory: app.install_dir.clone(),
+        environment_file: paths::app_environment(&app.name),
+    });
     state.packages.extend(app.packages.iter().cloned());
     match &app.source {
         Some(source) => upload(

@@ -211,6 +211,13 @@ pub enum StepKind {
         /// The unit.
         unit: UnitName,
     },
+    /// Runs the app's migration once, as the app runs, with the new release's files and
+    /// environment in place and before its unit restarts; a failure is the step's (the task is
+    /// undone: the host keeps the old release, and so does every later host).
+    Migrate {
+        /// What to run and how.
+        migration: crate::desired::Migration,
+    },
     /// Waits until the host passes the service's health check, checking again until the time
     /// limit; a host that does not is this step's failure (and its task is undone).
     WaitHealthy {
@@ -426,6 +433,7 @@ impl StepKind {
             | StepKind::StartUnit { .. }
             | StepKind::ReloadUnit { .. }
             | StepKind::RestartUnit { .. }
+            | StepKind::Migrate { .. }
             | StepKind::WaitHealthy { .. }
             | StepKind::RemoveDirectory { .. }
             | StepKind::PurgePackages { .. }
@@ -466,6 +474,7 @@ impl StepKind {
             | StepKind::StartUnit { .. }
             | StepKind::ReloadUnit { .. }
             | StepKind::RestartUnit { .. }
+            | StepKind::Migrate { .. }
             | StepKind::WaitHealthy { .. }
             | StepKind::RemoveDirectory { .. }
             | StepKind::PurgePackages { .. }
@@ -505,6 +514,7 @@ impl StepKind {
             | StepKind::StartUnit { .. }
             | StepKind::ReloadUnit { .. }
             | StepKind::RestartUnit { .. }
+            | StepKind::Migrate { .. }
             | StepKind::WaitHealthy { .. }
             | StepKind::RemoveDirectory { .. }
             | StepKind::PurgePackages { .. }
@@ -535,12 +545,16 @@ impl StepKind {
     }
 
     /// Whether the step changes what the host runs or serves. Opening the record, staging a
-    /// file beside its target, checking it and waiting for health do not.
+    /// file beside its target, checking it and waiting for health do not; nor does the app's
+    /// migration (it changes the data, which the release still running must keep using).
     pub fn changes_host(&self) -> bool {
         !self.is_bookkeeping()
             && !matches!(
                 self,
-                StepKind::StageFile { .. } | StepKind::Check { .. } | StepKind::WaitHealthy { .. }
+                StepKind::StageFile { .. }
+                    | StepKind::Check { .. }
+                    | StepKind::WaitHealthy { .. }
+                    | StepKind::Migrate { .. }
             )
     }
 
@@ -575,6 +589,9 @@ impl StepKind {
             StepKind::StartUnit { unit } => format!("start {unit}"),
             StepKind::ReloadUnit { unit } => format!("reload {unit}"),
             StepKind::RestartUnit { unit } => format!("restart {unit}"),
+            StepKind::Migrate { migration } => {
+                format!("migrate: {}", migration.command.join(" "))
+            }
             StepKind::WaitHealthy {
                 unit,
                 gate,

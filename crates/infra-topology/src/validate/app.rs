@@ -46,7 +46,8 @@ impl Checker<'_, '_> {
             .expected("a name of its own, such as `counter` or `shop-api`")
             .hint(reason);
         }
-        let command = self.command(&raw.command);
+        let command = self.command(&raw.command, "app.command");
+        let migrate = raw.migrate.as_ref().map(|m| self.command(m, "app.migrate"));
         let environment = self.environment(&raw.environment);
         let rollout = self.rollout(raw.rollout.as_ref(), "app", hosts.len(), 60);
         Some(App {
@@ -56,6 +57,7 @@ impl Checker<'_, '_> {
             install_dir: install_dir?,
             packages,
             command,
+            migrate,
             port: raw.port.as_ref().map_or(8000, |p| p.value),
             health_path: self.url_path(raw.health_path.as_ref(), "/health"),
             environment,
@@ -63,11 +65,11 @@ impl Checker<'_, '_> {
         })
     }
 
-    fn command(&mut self, raw: &Sp<String>) -> Vec<String> {
+    fn command(&mut self, raw: &Sp<String>, key: &str) -> Vec<String> {
         let command: Vec<String> = raw.value.split_whitespace().map(str::to_owned).collect();
         match command.first() {
             None => {
-                self.error(raw.position, "`app.command` is empty")
+                self.error(raw.position, format!("`{key}` is empty"))
                     .expected("the program's absolute path and its arguments");
             }
             Some(program) if !program.starts_with('/') => {
@@ -80,7 +82,7 @@ impl Checker<'_, '_> {
         if let Some(word) = command.iter().find(|w| !rules::is_command_word(w)) {
             self.error(
                 raw.position,
-                format!("`{word}` in `app.command` has characters that are not safe"),
+                format!("`{word}` in `{key}` has characters that are not safe"),
             )
             .expected(
                 "letters, digits and `/ . _ - = : , @ +` (no shell syntax, quotes, `$` or `%`)",

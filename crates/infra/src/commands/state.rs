@@ -52,6 +52,7 @@ fn records(
                     units: Vec::new(),
                     database: None,
                     certificate: None,
+                    preflight: None,
                 };
                 (host.clone(), request)
             })

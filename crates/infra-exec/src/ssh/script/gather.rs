@@ -12,6 +12,7 @@ use infra_plan::facts::{
 };
 use infra_plan::hash::Sha256;
 use infra_plan::lock::{Lease, LockFact, LockHolder};
+use infra_plan::preflight::InterfaceFact;
 use infra_plan::record::sensitivity_word;
 use infra_plan::shell::quote;
 use infra_topology::{PackageName, RemotePath, SqlAccount, SqlName, UnitName};
@@ -28,6 +29,11 @@ const SHOWN_LIMIT: u64 = 256 * 1024;
 // kind's form with `case` before they reach a command line.
 const FUNCTIONS: &str = r#"tab='	'
 . /etc/os-release 2>/dev/null && printf 'os\t%s %s\n' "${ID:-}" "${VERSION_ID:-}"
+# Preflight: the clock, free space in /var, and who holds apt's and dpkg's locks.
+# (three programs, no subshell: their raw output is read by the controller)
+printf 'clock\t'; date +%s
+printf 'df\n'; df -Pk /var 2>/dev/null; printf 'df-end\n'
+printf 'locks\n'; lslocks -rn -o COMMAND,PID,PATH 2>/dev/null; printf 'locks-end\n'
 current=""
 if [ -f "$J" ]; then
   current=$(replay "$J" compact)
@@ -177,6 +183,18 @@ pub fn script(request: &GatherRequest) -> String {
         words(request.units.iter().map(UnitName::as_str).collect())
     );
     script.push_str("firewall\n");
+    if let Some(interface) = request
+        .preflight
+        .as_ref()
+        .and_then(|p| p.interface.as_ref())
+    {
+        let name = quote(interface);
+        let _ = writeln!(
+            script,
+            "if [ -e /sys/class/net/{name} ]; then printf 'interface\\t%s\\tpresent\\t%s\\n' {name} \"$(ip -o addr show dev {name} 2>/dev/null | tr '\\n' '\\001')\"\n\
+             else n=; for d in /sys/class/net/*; do n=\"$n ${{d##*/}}\"; done; printf 'interface\\t%s\\tmissing\\t%s\\n' {name} \"$n\"; fi"
+        );
+    }
     if let Some(files) = &request.certificate {
         for path in files.paths() {
             let p = quote(path.as_str());
@@ -237,6 +255,31 @@ enum Block {
     Services(BTreeMap<String, String>),
     /// `nft list table inet infra`, hashed here as the apply script hashes it.
     Firewall(Vec<String>),
+    /// `df -Pk /var`: a header, then the filesystem's line.
+    Df,
+    /// `lslocks -rn -o COMMAND,PID,PATH`: one lock a line.
+    Locks,
+}
+
+/// The available KiB of a `df -P` line (none for its header).
+fn free_kib(line: &str) -> Option<u64> {
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Notes the holder of one of apt's or dpkg's locks, from an `lslocks -r` line (`COMMAND PID
+/// PATH`, a space in the command written `\x20`).
+fn apt_lock(facts: &mut HostFacts, line: &str) {
+    let mut words = line.split_whitespace();
+    let (Some(command), Some(pid), Some(path)) = (words.next(), words.next(), words.next()) else {
+        return;
+    };
+    let apt = path.starts_with("/var/lib/dpkg/lock")
+        || path == "/var/lib/apt/lists/lock"
+        || path == "/var/cache/apt/archives/lock";
+    let holder = format!("`{}` (pid {pid})", command.replace("\\x20", " "));
+    if apt && !facts.preflight.dpkg_lock.contains(&holder) {
+        facts.preflight.dpkg_lock.push(holder);
+    }
 }
 
 /// Reads the script's answer.
@@ -263,6 +306,23 @@ pub fn parse(output: &str) -> Result<HostFacts, String> {
                 }
                 continue;
             }
+            Some(Block::Df) => {
+                if line == "df-end" {
+                    block = None;
+                } else if let Some(free) = free_kib(line) {
+                    // `Filesystem 1024-blocks Used Available Capacity Mounted-on`
+                    facts.preflight.var_free_kib = Some(free);
+                }
+                continue;
+            }
+            Some(Block::Locks) => {
+                if line == "locks-end" {
+                    block = None;
+                } else {
+                    apt_lock(&mut facts, line);
+                }
+                continue;
+            }
             Some(Block::Firewall(lines)) => {
                 if line == "firewall\tend" {
                     let mut table = lines.join("\n");
@@ -285,6 +345,8 @@ pub fn parse(output: &str) -> Result<HostFacts, String> {
         match line {
             "services" => block = Some(Block::Services(BTreeMap::new())),
             "firewall\tbegin" => block = Some(Block::Firewall(Vec::new())),
+            "df" => block = Some(Block::Df),
+            "locks" => block = Some(Block::Locks),
             _ => {
                 if let Some(tagged) = line.strip_prefix("SHA256 (") {
                     let (path, sum) = tagged
@@ -360,6 +422,28 @@ fn parse_line(
 ) -> Result<(), String> {
     match fields {
         ["os", rest] => facts.os = Some((*rest).trim().to_owned()),
+        ["clock", seconds] => facts.preflight.clock = seconds.trim().parse().ok(),
+        ["interface", name, "present", list] => {
+            // `2: eth0    inet 10.0.0.11/24 brd ... scope global eth0\ ...`
+            let addresses = list
+                .split('\u{1}')
+                .filter_map(|line| {
+                    let mut words = line.split_whitespace().skip(2);
+                    matches!(words.next(), Some("inet" | "inet6")).then(|| words.next())?
+                })
+                .map(str::to_owned)
+                .collect();
+            facts.preflight.interface = Some(InterfaceFact::Present {
+                name: (*name).to_owned(),
+                addresses,
+            });
+        }
+        ["interface", name, "missing", list] => {
+            facts.preflight.interface = Some(InterfaceFact::Missing {
+                name: (*name).to_owned(),
+                present: list.split_whitespace().map(str::to_owned).collect(),
+            });
+        }
         ["lock", data, lease] => {
             let text = decode_text(data)?;
             facts.lock = Some(LockFact {
@@ -478,6 +562,38 @@ fn parse_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn preflight_lines_parse() {
+        let output = "os\tdebian 12\nclock\t1795475500\n\
+            df\nFilesystem     1024-blocks    Used Available Capacity Mounted on\n/dev/vda1      61202244 1775880   56284720       4% /\ndf-end\n\
+            locks\nperl 812 /var/lib/dpkg/lock-frontend\nperl 812 /var/lib/dpkg/lock\ncron 90 /run/crond.pid\n\
+            (undefined) -1\napt\\x20get 91 /var/lib/apt/lists/lock\nlocks-end\n\
+            interface\teth0\tpresent\t2: eth0    inet 10.0.0.11/24 brd 10.0.0.255 scope global eth0\\       valid_lft forever\u{1}2: eth0    inet 10.0.0.10/24 scope global secondary eth0\u{1}\n";
+        let facts = parse(output).expect("parses");
+        let preflight = &facts.preflight;
+        assert_eq!(preflight.clock, Some(1_795_475_500));
+        assert_eq!(preflight.var_free_kib, Some(56_284_720));
+        assert_eq!(
+            preflight.dpkg_lock,
+            ["`perl` (pid 812)", "`apt get` (pid 91)"]
+        );
+        assert_eq!(
+            preflight.interface,
+            Some(InterfaceFact::Present {
+                name: "eth0".to_owned(),
+                addresses: vec!["10.0.0.11/24".to_owned(), "10.0.0.10/24".to_owned()],
+            })
+        );
+        let missing = parse("interface\teth9\tmissing\t eth0 lo\n").expect("parses");
+        assert_eq!(
+            missing.preflight.interface,
+            Some(InterfaceFact::Missing {
+                name: "eth9".to_owned(),
+                present: vec!["eth0".to_owned(), "lo".to_owned()],
+            })
+        );
+    }
 
     #[test]
     fn every_record_kind_parses() {

@@ -384,6 +384,18 @@ fn compile(script: &mut String, job: &Job<'_>, kind: &StepKind) {
         StepKind::StartUnit { unit } => service(script, unit.as_str(), None),
         StepKind::ReloadUnit { unit } => service(script, unit.as_str(), Some(Trigger::Reload)),
         StepKind::RestartUnit { unit } => service(script, unit.as_str(), Some(Trigger::Restart)),
+        StepKind::Migrate { migration } => {
+            // As the app's unit runs it (its user, folder and environment), in a transient unit
+            // of its own; stdin is not the script's (the shell reads the rest of it from there).
+            let words: Vec<String> = migration.command.iter().map(|w| quote(w)).collect();
+            let _ = writeln!(
+                script,
+                "out=$(systemd-run --quiet --wait --pipe --collect --service-type=exec -p DynamicUser=yes -p PrivateTmp=yes -p NoNewPrivileges=yes -p {env} -p {dir} -- {command} </dev/null 2>&1) || fail \"the migration failed: $out\"",
+                env = quote(&format!("EnvironmentFile={}", migration.environment_file)),
+                dir = quote(&format!("WorkingDirectory={}", migration.working_directory)),
+                command = words.join(" "),
+            );
+        }
         StepKind::WaitHealthy {
             unit,
             gate,
@@ -417,7 +429,7 @@ fn compile(script: &mut String, job: &Job<'_>, kind: &StepKind) {
             let deps: Vec<&str> = dependencies.iter().map(PackageName::as_str).collect();
             let _ = writeln!(
                 script,
-                "out=$(apt-get purge -y -q {list} 2>&1) || fail \"apt-get purge failed: $out\"\n\
+                "out=$(apt-get -o DPkg::Lock::Timeout=300 purge -y -q {list} 2>&1) || fail \"apt-get purge failed: $out\"\n\
                  for p in {list}; do rec \"$(printf '%s\\t%s' -package \"$p\")\"; done\n\
                  all={deps}\n\
                  left=$all\n\

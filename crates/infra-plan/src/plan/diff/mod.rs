@@ -130,12 +130,13 @@ pub fn make(input: PlanInput<'_>) -> Plan {
             unreachable: Vec::new(),
         });
     }
+    let mut migrated = false;
     for group in input.order.groups(input.mode) {
         let source = match group.part {
             super::order::Part::Main => &mut main_tasks,
             super::order::Part::RetirePasswords => &mut retire_tasks,
         };
-        let tasks: Vec<Task> = group
+        let mut tasks: Vec<Task> = group
             .hosts
             .iter()
             .filter_map(|host| {
@@ -152,6 +153,14 @@ pub fn make(input: PlanInput<'_>) -> Plan {
             .filter(|host| input.unreachable.iter().any(|u| &u.host == *host))
             .cloned()
             .collect();
+        if !migrated && let Some((host, command)) = insert_migration(desired, &mut tasks) {
+            migrated = true;
+            if let Some(plan) = hosts.iter_mut().find(|h| h.host == host) {
+                plan.notes.push(format!(
+                    "the app's migration `{command}` runs here with the new release, before any app host restarts onto it"
+                ));
+            }
+        }
         // A wave that restarts its tier's service rolls through it when the tier says how (an
         // exporter's restart takes nothing out of service).
         let takes_hosts_out = |host: &HostName, unit: &UnitName| {
@@ -205,6 +214,31 @@ pub fn make(input: PlanInput<'_>) -> Plan {
         waves,
         unreachable: input.unreachable,
     }
+}
+
+/// Puts the app's migration into the first task that (re)starts the app onto a new release,
+/// right before that (re)start (its files and environment are in place by then): the host, with
+/// the command, when it did. It runs once per plan: the hosts after it find their data migrated.
+fn insert_migration(desired: &DesiredState, tasks: &mut [Task]) -> Option<(HostName, String)> {
+    for task in tasks {
+        let Some(migration) = desired.host(&task.host).and_then(|s| s.migration.clone()) else {
+            continue;
+        };
+        // A restart onto the new release, or the first start of the app.
+        let restart = task.steps.iter().position(|s| {
+            matches!(&s.kind, StepKind::RestartUnit { unit } | StepKind::StartUnit { unit } if *unit == migration.unit)
+        });
+        if let Some(index) = restart {
+            let command = migration.command.join(" ");
+            task.steps.insert(
+                index,
+                Step::new(StepKind::Migrate { migration })
+                    .because("a new release of the app: its data is migrated before any app host restarts onto it"),
+            );
+            return Some((task.host.clone(), command));
+        }
+    }
+    None
 }
 
 /// Puts the record's bookkeeping around a host's tasks (packages, main, retiring old
