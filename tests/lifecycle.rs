@@ -234,6 +234,7 @@ fn two_runners_plan_apply_race_crash_and_destroy_on_real_hosts() {
             "packages",
             "database primary",
             "database replicas",
+            "app (migration)",
             "app",
             "web",
             "load balancers",

@@ -73,9 +73,14 @@ pub async fn gather(
         let connector = Arc::clone(&connector);
         async move {
             let transport = connector.connect(&host).await?;
+            let sent = now();
             let facts = transport.gather(&request).await.and_then(|facts| {
+                let asked = preflight::Asked {
+                    sent,
+                    answered: now(),
+                };
                 let findings = match request.preflight {
-                    Some(_) => preflight::check(&host.name, host.address, &facts, now()),
+                    Some(_) => preflight::check(&host.name, host.address, &facts, asked),
                     None => Vec::new(),
                 };
                 let (stops, warns): (Vec<Finding>, Vec<Finding>) = findings

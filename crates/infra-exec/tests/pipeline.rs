@@ -340,7 +340,9 @@ async fn a_rollout_never_takes_more_hosts_out_than_it_may() {
     let (loaded, gathered, plan) = lab.plan(PlanMode::Apply).await;
     let shown = text(&plan);
     assert!(
-        shown.contains("Rollout of app: one host at a time (at most 1 out of service): app1"),
+        shown.contains(
+            "Rollout of app (migration): one host at a time (at most 1 out of service): app1"
+        ),
         "{shown}"
     );
     insta::assert_snapshot!("errored_markdown", view::markdown::markdown(&plan));
@@ -356,7 +358,7 @@ async fn a_rollout_never_takes_more_hosts_out_than_it_may() {
     );
     assert!(
         report.hosts.iter().any(|(host, outcome)| host.as_str() == "app1"
-            && matches!(outcome, HostOutcome::Skipped(reason) if reason.contains("too many app hosts out of service"))),
+            && matches!(outcome, HostOutcome::Skipped(reason) if reason.contains("hosts out of service"))),
         "{:?}",
         report.hosts
     );
@@ -746,6 +748,27 @@ async fn a_release_migrates_once_before_any_app_host_restarts_and_a_failed_migra
     lab.edit(
         "COUNTER_GREETING: hello from the scale-up example",
         "COUNTER_GREETING: release two",
+    );
+    // The migrating host goes alone, before the rest of the app tier.
+    let (_, _, plan) = lab.plan(PlanMode::Apply).await;
+    let waves: Vec<(String, Vec<String>)> = plan
+        .waves
+        .iter()
+        .map(|w| {
+            (
+                w.label.clone(),
+                w.tasks.iter().map(|t| t.host.to_string()).collect(),
+            )
+        })
+        .collect();
+    let migration = waves
+        .iter()
+        .position(|(label, _)| label == "app (migration)")
+        .expect("a migration wave");
+    assert_eq!(waves[migration].1, ["app1"], "{waves:?}");
+    assert_eq!(
+        waves[migration + 1],
+        ("app".to_owned(), vec!["app2".to_owned()])
     );
     lab.fleet.clear_log();
     let report = lab.converge(PlanMode::Apply).await;

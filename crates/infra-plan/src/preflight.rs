@@ -103,14 +103,18 @@ impl Finding {
     }
 }
 
-/// Judges `facts` of `host` (whose topology address is `address`); `controller_clock` is this
-/// machine's clock when the answer arrived.
-pub fn check(
-    host: &HostName,
-    address: IpAddr,
-    facts: &HostFacts,
-    controller_clock: i64,
-) -> Vec<Finding> {
+/// This machine's clock (seconds since the epoch) when it asked and when the answer came: the
+/// host's clock was read in between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Asked {
+    /// When the script was sent.
+    pub sent: i64,
+    /// When its answer arrived.
+    pub answered: i64,
+}
+
+/// Judges `facts` of `host` (whose topology address is `address`), asked at `asked`.
+pub fn check(host: &HostName, address: IpAddr, facts: &HostFacts, asked: Asked) -> Vec<Finding> {
     let mut findings = Vec::new();
     if let Some(os) = &facts.os {
         let mut words = os.split_whitespace();
@@ -148,8 +152,15 @@ pub fn check(
         ));
     }
     if let Some(clock) = preflight.clock {
-        let skew = clock - controller_clock;
-        if skew.abs() > MAX_CLOCK_SKEW_SECONDS {
+        // Off only when outside the time the question took, widened by the tolerance.
+        let skew = if clock < asked.sent {
+            clock.saturating_sub(asked.sent)
+        } else if clock > asked.answered {
+            clock.saturating_sub(asked.answered)
+        } else {
+            0
+        };
+        if skew.unsigned_abs() > MAX_CLOCK_SKEW_SECONDS.unsigned_abs() {
             findings.push(Finding::stops(
                 format!(
                     "the clock of `{host}` is {} {} this machine's",
@@ -249,7 +260,11 @@ mod tests {
     }
 
     fn messages(facts: &HostFacts) -> Vec<(Severity, String)> {
-        check(&host(), address(), facts, 1_010)
+        let asked = Asked {
+            sent: 1_005,
+            answered: 1_010,
+        };
+        check(&host(), address(), facts, asked)
             .into_iter()
             .map(|f| (f.severity, f.message))
             .collect()
@@ -279,7 +294,7 @@ mod tests {
                 "`lb1` has 300 MiB free in /var; packages and MariaDB's data need at least 1024 MiB",
             ),
             (
-                facts(|f| f.preflight.clock = Some(1_010 - 3 * 3600 - 120)),
+                facts(|f| f.preflight.clock = Some(1_005 - 3 * 3600 - 120)),
                 Severity::Stops,
                 "the clock of `lb1` is 3 h 2 min behind this machine's",
             ),
@@ -320,10 +335,16 @@ mod tests {
     }
 
     #[test]
-    fn a_clock_within_a_minute_is_fine() {
-        assert_eq!(
-            messages(&facts(|f| f.preflight.clock = Some(1_010 - 60))),
-            []
-        );
+    fn a_clock_within_a_minute_of_the_question_is_fine_and_any_value_is_safe() {
+        for clock in [1_005 - 60, 1_007, 1_010 + 60] {
+            assert_eq!(messages(&facts(|f| f.preflight.clock = Some(clock))), []);
+        }
+        for clock in [i64::MIN, i64::MAX] {
+            assert_eq!(
+                messages(&facts(|f| f.preflight.clock = Some(clock))).len(),
+                1,
+                "{clock}"
+            );
+        }
     }
 }

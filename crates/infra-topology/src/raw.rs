@@ -267,8 +267,8 @@ pub struct RawApp {
     pub command: Sp<String>,
     /// A command that migrates the app's data for a new release (absolute path first; run
     /// without a shell, as the app runs: its user, folder and environment). It runs once per
-    /// apply that changes the app, on the first app host, with the new release's files and
-    /// environment in place but before any app host restarts onto it; if it fails, the apply
+    /// apply that changes the app, on the first app host that changes, alone, with the new
+    /// release's files and environment in place, before any app host restarts; if it fails, the apply
     /// stops and every host keeps the old release. It must leave the data usable by the old
     /// release too (add a column, do not drop one), and running it twice must be harmless.
     pub migrate: Option<Sp<String>>,

@@ -294,8 +294,13 @@ pub async fn ssh_options(
     Ok(options)
 }
 
-/// What to ask each host.
-pub fn requests(prepared: &Prepared, hosts: &[Host]) -> Vec<(Host, GatherRequest)> {
+/// What to ask each host; an apply (`mode`) also judges its preflight (destroy and `status`
+/// do not: a host too full or too far off in time can still be cleaned up and looked at).
+pub fn requests(
+    prepared: &Prepared,
+    hosts: &[Host],
+    mode: Option<PlanMode>,
+) -> Vec<(Host, GatherRequest)> {
     hosts
         .iter()
         .map(|host| {
@@ -306,10 +311,13 @@ pub fn requests(prepared: &Prepared, hosts: &[Host]) -> Vec<(Host, GatherRequest
                     &infra_plan::HostState::absent(host.name.clone(), host.address),
                 ),
             };
-            request.preflight = Some(infra_plan::preflight::PreflightRequest::for_host(
-                &prepared.topology,
-                &host.name,
-            ));
+            request.preflight = match mode {
+                Some(PlanMode::Apply) => Some(infra_plan::preflight::PreflightRequest::for_host(
+                    &prepared.topology,
+                    &host.name,
+                )),
+                Some(PlanMode::Destroy(_)) | None => None,
+            };
             (host.clone(), request)
         })
         .collect()
@@ -320,13 +328,14 @@ pub async fn gather(
     connector: Arc<dyn Connector>,
     prepared: &Prepared,
     hosts: &[Host],
+    mode: Option<PlanMode>,
     parallelism: usize,
     connections: Connections,
 ) -> Gathered {
     let started = std::time::Instant::now();
     let gathered = gather::gather(
         connector,
-        requests(prepared, hosts),
+        requests(prepared, hosts, mode),
         parallelism,
         connections,
     )

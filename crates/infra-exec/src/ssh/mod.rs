@@ -96,11 +96,21 @@ fn sudo_refused(become_method: Become, output: &ScriptOutput) -> Option<String> 
     if become_method != Become::Sudo || !output.stdout.is_empty() {
         return None;
     }
-    let said = output.stderr.lines().find(|l| !l.trim().is_empty())?.trim();
-    (said.starts_with("sudo:")
-        || said.contains("sudo: not found")
-        || said.contains("sudo: command not found"))
-    .then(|| said.to_owned())
+    // sudo's own refusals (a warning such as "unable to resolve host" is not one: it runs).
+    const REFUSALS: [&str; 6] = [
+        "a password is required",
+        "a terminal is required",
+        "is not in the sudoers file",
+        "is not allowed to execute",
+        "sudo: not found",
+        "sudo: command not found",
+    ];
+    output
+        .stderr
+        .lines()
+        .map(str::trim)
+        .find(|line| REFUSALS.iter().any(|r| line.contains(r)))
+        .map(str::to_owned)
 }
 
 impl Transport for SshTransport {
@@ -206,6 +216,17 @@ mod tests {
         assert_eq!(
             sudo_refused(Become::Sudo, &output("", "awk: syntax error\n")),
             None
+        );
+        assert_eq!(
+            sudo_refused(
+                Become::Sudo,
+                &output(
+                    "",
+                    "sudo: unable to resolve host web1: Name or service not known\nsh: 3: x: not found\n"
+                )
+            ),
+            None,
+            "a warning of sudo's is not a refusal"
         );
     }
 }

@@ -101,6 +101,8 @@ pub struct Migration {
     pub working_directory: RemotePath,
     /// The app's environment file.
     pub environment_file: RemotePath,
+    /// The app's unit file.
+    pub unit_file: RemotePath,
 }
 
 /// The files that hold the edge certificate on a host.

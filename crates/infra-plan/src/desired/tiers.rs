@@ -197,6 +197,7 @@ pub(super) fn app(
         command: command.clone(),
         working_directory: app.install_dir.clone(),
         environment_file: paths::app_environment(&app.name),
+        unit_file: paths::app_unit(&app.name),
     });
     state.packages.extend(app.packages.iter().cloned());
     match &app.source {

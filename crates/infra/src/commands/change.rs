@@ -207,6 +207,7 @@ fn run(
             connector,
             &prepared,
             &hosts,
+            Some(mode),
             parallelism,
             Connections::Keep,
         )
@@ -323,6 +324,22 @@ async fn prepare_run(
 ) -> Result<(Ready, Gathered), (anyhow::Error, Gathered)> {
     let parallelism = usize::from(args.connect.parallelism);
     let hosts = ops::selected(&prepared.topology, &args.connect).unwrap_or_default();
+    // A host that preflight stops stops the whole apply, before anything changes anywhere.
+    let unfit: Vec<String> = gathered
+        .failed
+        .iter()
+        .filter(|(_, error)| matches!(error, infra_exec::transport::HostError::Preflight { .. }))
+        .map(|(_, error)| error.to_string())
+        .collect();
+    if !unfit.is_empty() {
+        let plan = ops::plan(prepared, mode, &gathered);
+        show(&plan, args.json, settings, progress);
+        let error = Hinted::new(
+            format!("preflight: {}; nothing was changed", unfit.join("; ")),
+            "fix the host, or leave it out of this run with `--exclude HOST`",
+        );
+        return Err((anyhow::Error::new(error), gathered));
+    }
     let mut attempts = 0;
     let plan = loop {
         attempts += 1;
@@ -382,7 +399,8 @@ async fn prepare_run(
                 output::errln(&format!(
                     "`{host}` was changed by another run while this one planned: planning again"
                 ));
-                gathered = gather::refresh(gathered, requests(prepared, &hosts), parallelism).await;
+                gathered =
+                    gather::refresh(gathered, requests(prepared, &hosts, mode), parallelism).await;
             }
             Err(AcquireError::Moved { host }) => {
                 let error = anyhow::Error::new(
@@ -446,8 +464,9 @@ async fn prepare_run(
 fn requests(
     prepared: &Prepared,
     hosts: &[infra_topology::Host],
+    mode: PlanMode,
 ) -> Vec<(HostName, infra_plan::facts::GatherRequest)> {
-    ops::requests(prepared, hosts)
+    ops::requests(prepared, hosts, Some(mode))
         .into_iter()
         .map(|(host, request)| (host.name, request))
         .collect()

@@ -34,6 +34,7 @@ pub fn run(settings: &Settings, args: &PlanArgs) -> anyhow::Result<Exit> {
             connector,
             &prepared,
             &hosts,
+            Some(mode),
             usize::from(args.connect.parallelism),
             Connections::Close,
         )

@@ -262,6 +262,7 @@ async fn edge_status(
             connector,
             prepared,
             &holders,
+            None,
             parallelism,
             Connections::Close,
         )

@@ -74,6 +74,18 @@ $(journalctl -u "$u" -n 15 --no-pager 2>/dev/null)"; fi
 active_or_fail() { systemctl is-active --quiet "$1" || fail "$1 is not active: $(journal "$1")"; }
 db_up() { systemctl is-active --quiet mariadb.service; }
 run_sql() { out=$(mariadb --batch --silent 2>&1) || fail "mariadb: $(printf '%s\n' "$out" | grep '^ERROR' | head -3)"; }
+# apt_waiting ARGS: apt-get that waits, up to 300 s, for a lock another process holds (dpkg's
+# lock through DPkg::Lock::Timeout; the lists and archives locks, which that does not cover, by
+# trying again: a run refused a lock has changed nothing).
+apt_waiting() {
+  end=$(( $(date +%s) + 300 ))
+  while ! out=$(apt-get -o DPkg::Lock::Timeout=300 "$@" 2>&1); do
+    case $out in
+      *"Could not get lock"*|*"Unable to lock"*) [ "$(date +%s)" -lt "$end" ] || fail "apt-get $1 failed: $out"; sleep 2 ;;
+      *) fail "apt-get $1 failed: $out" ;;
+    esac
+  done
+}
 installed_now() { dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 2>/dev/null | awk '$1 ~ /^ii/ { print $2 }'; }
 finish_install() {
   if [ ! -f "$J.install-packages" ]; then rec "$(printf 'done\tinstall')"; return 0; fi
@@ -146,8 +158,8 @@ fn compile(script: &mut String, job: &Job<'_>, kind: &StepKind) {
                  mkdir -p \"$R/shadow-backups\"\n\
                  for f in passwd- group- shadow- gshadow-; do [ -e /etc/$f ] && [ ! -e \"$R/shadow-backups/$f\" ] && cp -p /etc/$f \"$R/shadow-backups/$f\"; done\n\
                  dpkg --configure -a >/dev/null 2>&1\n\
-                 out=$(apt-get -o DPkg::Lock::Timeout=300 update -q 2>&1) || fail \"apt-get update failed: $out\"\n\
-                 out=$(apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold {list} 2>&1) || fail \"apt-get install failed: $out\"\n\
+                 apt_waiting update -q\n\
+                 apt_waiting install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold {list}\n\
                  finish_install",
                 intent = line(&["intent", "install", &names.join(" ")]),
                 list = packages(list),
@@ -390,7 +402,11 @@ fn compile(script: &mut String, job: &Job<'_>, kind: &StepKind) {
             let words: Vec<String> = migration.command.iter().map(|w| quote(w)).collect();
             let _ = writeln!(
                 script,
-                "out=$(systemd-run --quiet --wait --pipe --collect --service-type=exec -p DynamicUser=yes -p PrivateTmp=yes -p NoNewPrivileges=yes -p {env} -p {dir} -- {command} </dev/null 2>&1) || fail \"the migration failed: $out\"",
+                "out=$(systemd-run --quiet --wait --pipe --collect --unit={name} --service-type=exec -p DynamicUser=yes -p PrivateTmp=yes -p NoNewPrivileges=yes -p {env} -p {dir} -- {command} </dev/null 2>&1) || fail \"the migration failed: $out\"",
+                name = quote(&format!(
+                    "{}-migrate",
+                    migration.unit.as_str().trim_end_matches(".service")
+                )),
                 env = quote(&format!("EnvironmentFile={}", migration.environment_file)),
                 dir = quote(&format!("WorkingDirectory={}", migration.working_directory)),
                 command = words.join(" "),

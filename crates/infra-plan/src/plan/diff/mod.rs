@@ -153,13 +153,33 @@ pub fn make(input: PlanInput<'_>) -> Plan {
             .filter(|host| input.unreachable.iter().any(|u| &u.host == *host))
             .cloned()
             .collect();
-        if !migrated && let Some((host, command)) = insert_migration(desired, &mut tasks) {
+        // The host that migrates goes alone, in a wave of its own before the others (which
+        // would otherwise start the new release beside it, or go on after it failed).
+        if !migrated && let Some((index, command)) = insert_migration(desired, &mut tasks) {
             migrated = true;
-            if let Some(plan) = hosts.iter_mut().find(|h| h.host == host) {
+            let task = tasks.remove(index);
+            if let Some(plan) = hosts.iter_mut().find(|h| h.host == task.host) {
                 plan.notes.push(format!(
-                    "the app's migration `{command}` runs here with the new release, before any app host restarts onto it"
+                    "the app's migration `{command}` runs here with the new release, before any other app host changes"
                 ));
             }
+            // One host, within what the tier may have out of service (its unreachable hosts
+            // count), and a failure stops the run whatever `--max-fail` says.
+            let max_unavailable = match group.rollout {
+                Some(super::Concurrency::Rolling {
+                    max_unavailable, ..
+                }) => max_unavailable,
+                Some(super::Concurrency::Parallel | super::Concurrency::OneAtATime) | None => 1,
+            };
+            waves.push(Wave {
+                label: format!("{} (migration)", group.label),
+                concurrency: super::Concurrency::Rolling {
+                    batch: 1,
+                    max_unavailable,
+                },
+                tasks: vec![task],
+                unreachable: unreachable.clone(),
+            });
         }
         // A wave that restarts its tier's service rolls through it when the tier says how (an
         // exporter's restart takes nothing out of service).
@@ -217,25 +237,32 @@ pub fn make(input: PlanInput<'_>) -> Plan {
 }
 
 /// Puts the app's migration into the first task that (re)starts the app onto a new release,
-/// right before that (re)start (its files and environment are in place by then): the host, with
-/// the command, when it did. It runs once per plan: the hosts after it find their data migrated.
-fn insert_migration(desired: &DesiredState, tasks: &mut [Task]) -> Option<(HostName, String)> {
-    for task in tasks {
+/// right before that (re)start (its files and environment are in place by then): the task's
+/// index, with the command, when it did. It runs once per plan: the hosts after it find their data migrated.
+fn insert_migration(desired: &DesiredState, tasks: &mut [Task]) -> Option<(usize, String)> {
+    for (position, task) in tasks.iter_mut().enumerate() {
         let Some(migration) = desired.host(&task.host).and_then(|s| s.migration.clone()) else {
             continue;
         };
-        // A restart onto the new release, or the first start of the app.
+        // A new release: one of the app's own files (its code, environment or unit) changes.
+        let releases = task.steps.iter().any(|s| {
+            matches!(&s.kind, StepKind::CommitFile { path, .. } | StepKind::RemoveFile { path, .. }
+                if path.starts_with(&migration.working_directory)
+                    || *path == migration.environment_file
+                    || *path == migration.unit_file)
+        });
+        // Right before the app (re)starts onto it.
         let restart = task.steps.iter().position(|s| {
             matches!(&s.kind, StepKind::RestartUnit { unit } | StepKind::StartUnit { unit } if *unit == migration.unit)
         });
-        if let Some(index) = restart {
+        if let (true, Some(index)) = (releases, restart) {
             let command = migration.command.join(" ");
             task.steps.insert(
                 index,
                 Step::new(StepKind::Migrate { migration })
-                    .because("a new release of the app: its data is migrated before any app host restarts onto it"),
+                    .because("a new release of the app: its data is migrated before any other app host changes"),
             );
-            return Some((task.host.clone(), command));
+            return Some((position, command));
         }
     }
     None
