@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::text;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -29,10 +31,6 @@ fn run(dir: &Path, args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .expect("run infra")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]

@@ -4,14 +4,12 @@
 
 mod common;
 
+use common::text;
+
 use std::io::Read as _;
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// Runs `command`, killing it (and failing) if it has not ended after a minute: a hang on a
 /// FIFO or an endless file is the bug these tests look for. Not a speed check.

@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::{show, text};
+
 use common::LabExample;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -59,19 +61,6 @@ fn assert_no_secret(args: &[&str], output: &Output) {
         "`infra {}` printed a private key",
         args.join(" ")
     );
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn show(output: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status.code(),
-        text(&output.stdout),
-        text(&output.stderr)
-    )
 }
 
 fn assert_code(what: &str, output: &Output, code: i32) {

@@ -7,7 +7,9 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use common::{show, text};
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::LabExample;
@@ -18,19 +20,6 @@ const OCTET: u8 = 12;
 const GATEWAY: &str = "10.231.12.1";
 /// How long an alert's condition must hold here (`monitoring.alerts.for_seconds`).
 const FOR_SECONDS: u64 = 10;
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn show(output: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status.code(),
-        text(&output.stdout),
-        text(&output.stderr)
-    )
-}
 
 /// Polls `ready` every 500 ms until it gives a value, failing after `seconds`.
 fn wait_for<T>(what: &str, seconds: u64, mut ready: impl FnMut() -> Option<T>) -> T {

@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::{show, text};
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -30,19 +32,6 @@ firewall:
 lab:
   subnet: 10.231.13.0/24
 ";
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn show(output: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status.code(),
-        text(&output.stdout),
-        text(&output.stderr)
-    )
-}
 
 fn infra(dir: &Path, args: &[&str]) -> Output {
     common::infra()

@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::text;
+
 use common::LabExample;
 
 use std::collections::BTreeSet;
@@ -14,10 +16,6 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const VIP: &str = "10.231.6.10";
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// `infra` that must succeed, and the TCP probe, on the lab copy of the example.
 trait Traffic {

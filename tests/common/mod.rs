@@ -48,6 +48,21 @@ pub const SECRETS: [(&str, &str); 11] = [
     ("CORPUS_QUESTION", "abc?defgh"),
 ];
 
+/// Output bytes as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A finished command's exit code, stdout and stderr, for an assertion's message.
+pub fn show(output: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        text(&output.stdout),
+        text(&output.stderr)
+    )
+}
+
 /// The value of the test secret `name`.
 pub fn secret(name: &str) -> &'static str {
     SECRETS

@@ -190,12 +190,14 @@ fn monitoring(topology: &Topology, secrets: Secrets) -> Option<Value> {
     let node: Vec<Value> = topology
         .hosts
         .iter()
-        .filter(|h| !topology.tiers_of(&h.name).is_empty())
-        .map(|h| {
-            json!({
-                "name": h.name.as_str(),
-                "target": socket(h.address, Monitoring::NODE_EXPORTER_PORT),
-                "tiers": topology.tiers_of(&h.name).iter().map(|t| t.key()).collect::<Vec<_>>().join(","),
+        .filter_map(|h| {
+            let tiers = topology.tiers_of(&h.name);
+            (!tiers.is_empty()).then(|| {
+                json!({
+                    "name": h.name.as_str(),
+                    "target": socket(h.address, Monitoring::NODE_EXPORTER_PORT),
+                    "tiers": tiers.iter().map(|t| t.key()).collect::<Vec<_>>().join(","),
+                })
             })
         })
         .collect();

@@ -321,17 +321,7 @@ fn dot(topology: &Topology) -> String {
         }
     }
     for flow in flows(topology) {
-        for from in topology.tier_hosts(flow.from) {
-            for to in topology.tier_hosts(flow.to) {
-                let _ = writeln!(
-                    out,
-                    "    {} -> {} [label=\"{}\"];",
-                    node_id(from.name.as_str()),
-                    node_id(to.name.as_str()),
-                    flow.label
-                );
-            }
-        }
+        dot_edges(&mut out, topology, &flow, "");
     }
     if let Some(db) = &topology.database {
         for replica in &db.replicas {
@@ -344,18 +334,24 @@ fn dot(topology: &Topology) -> String {
         }
     }
     for scrape in scrapes(topology) {
-        for from in topology.tier_hosts(scrape.from) {
-            for to in topology.tier_hosts(scrape.to) {
-                let _ = writeln!(
-                    out,
-                    "    {} -> {} [label=\"{}\", style=dotted];",
-                    node_id(from.name.as_str()),
-                    node_id(to.name.as_str()),
-                    scrape.label
-                );
-            }
-        }
+        dot_edges(&mut out, topology, &scrape, ", style=dotted");
     }
     out.push_str("}\n");
     out
+}
+
+/// `flow` as DOT edges from every host of its tier to every host of the other, with more
+/// `attributes` after the label.
+fn dot_edges(out: &mut String, topology: &Topology, flow: &Flow, attributes: &str) {
+    for from in topology.tier_hosts(flow.from) {
+        for to in topology.tier_hosts(flow.to) {
+            let _ = writeln!(
+                out,
+                "    {} -> {} [label=\"{}\"{attributes}];",
+                node_id(from.name.as_str()),
+                node_id(to.name.as_str()),
+                flow.label
+            );
+        }
+    }
 }

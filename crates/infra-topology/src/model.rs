@@ -80,13 +80,7 @@ impl Topology {
                 EnvValue::Plain(_) => None,
             }));
         }
-        if let Some(db) = &self.database {
-            secrets.push(&db.app_user.password);
-            secrets.extend(db.replication_user.iter().map(|u| &u.password));
-        }
-        if let Some(monitoring) = &self.monitoring {
-            secrets.extend(monitoring.database_user.iter().map(|u| &u.password));
-        }
+        secrets.extend(self.database_users().into_iter().map(|u| &u.password));
         secrets
     }
 

@@ -383,61 +383,62 @@ pub(super) fn monitoring(
     if let Some(folder) = drop_in.parent() {
         state.directories.push(directory(folder, 0o755));
     }
-    state.files.push(renderer.file(
-        "blackbox-exporter.conf",
-        FileSpec {
-            path: drop_in,
-            mode: 0o644,
-            check: None,
-            notify: Some((blackbox.clone(), Trigger::Restart)),
-        },
-    )?);
-    state.files.push(renderer.file(
-        "blackbox-exporter.default",
-        FileSpec {
-            path: paths::service_defaults("prometheus-blackbox-exporter"),
-            mode: 0o644,
-            check: None,
-            notify: Some((blackbox.clone(), Trigger::Restart)),
-        },
-    )?);
-    state.files.push(renderer.file(
-        "blackbox.yml",
-        FileSpec {
-            path: paths::blackbox_yml(),
-            mode: 0o644,
-            check: Some(Check::Blackbox),
-            notify: Some((blackbox.clone(), Trigger::Reload)),
-        },
-    )?);
-    // The rules first: the configuration names them, and its check reads them.
-    state.files.push(renderer.file(
-        "prometheus-rules.yml",
-        FileSpec {
-            path: paths::prometheus_rules(),
-            mode: 0o644,
-            check: Some(Check::PrometheusRules),
-            notify: Some((prometheus.clone(), Trigger::Reload)),
-        },
-    )?);
-    state.files.push(renderer.file(
-        "prometheus.yml",
-        FileSpec {
-            path: paths::prometheus_yml(),
-            mode: 0o644,
-            check: Some(Check::PrometheusConfig),
-            notify: Some((prometheus.clone(), Trigger::Reload)),
-        },
-    )?);
-    state.files.push(renderer.file(
-        "prometheus.default",
-        FileSpec {
-            path: paths::service_defaults("prometheus"),
-            mode: 0o644,
-            check: None,
-            notify: Some((prometheus.clone(), Trigger::Restart)),
-        },
-    )?);
+    // In this order: the rules before the configuration that names them (its check reads them).
+    let files = [
+        (
+            "blackbox-exporter.conf",
+            drop_in,
+            None,
+            &blackbox,
+            Trigger::Restart,
+        ),
+        (
+            "blackbox-exporter.default",
+            paths::service_defaults("prometheus-blackbox-exporter"),
+            None,
+            &blackbox,
+            Trigger::Restart,
+        ),
+        (
+            "blackbox.yml",
+            paths::blackbox_yml(),
+            Some(Check::Blackbox),
+            &blackbox,
+            Trigger::Reload,
+        ),
+        (
+            "prometheus-rules.yml",
+            paths::prometheus_rules(),
+            Some(Check::PrometheusRules),
+            &prometheus,
+            Trigger::Reload,
+        ),
+        (
+            "prometheus.yml",
+            paths::prometheus_yml(),
+            Some(Check::PrometheusConfig),
+            &prometheus,
+            Trigger::Reload,
+        ),
+        (
+            "prometheus.default",
+            paths::service_defaults("prometheus"),
+            None,
+            &prometheus,
+            Trigger::Restart,
+        ),
+    ];
+    for (template, path, check, unit, trigger) in files {
+        state.files.push(renderer.file(
+            template,
+            FileSpec {
+                path,
+                mode: 0o644,
+                check,
+                notify: Some((unit.clone(), trigger)),
+            },
+        )?);
+    }
     state.services.push(Service {
         unit: blackbox,
         on_change: Trigger::Reload,
@@ -471,57 +472,77 @@ pub(super) fn exporters(
     if topology.monitoring.is_none() || tiers.is_empty() {
         return Ok(());
     }
-    let node = paths::unit("prometheus-node-exporter.service");
-    state.packages.push(package("prometheus-node-exporter"));
+    exporter(
+        renderer,
+        state,
+        Exporter {
+            package: "prometheus-node-exporter",
+            unit: "prometheus-node-exporter.service",
+            arguments: None,
+            port: Monitoring::NODE_EXPORTER_PORT,
+        },
+    )?;
+    for tier in tiers {
+        let own = match tier {
+            Tier::Web => Exporter {
+                package: "prometheus-nginx-exporter",
+                unit: "prometheus-nginx-exporter.service",
+                arguments: Some(("nginx-exporter.default", 0o644)),
+                port: Monitoring::NGINX_EXPORTER_PORT,
+            },
+            // Its arguments file holds the account's password.
+            Tier::Database => Exporter {
+                package: "prometheus-mysqld-exporter",
+                unit: "prometheus-mysqld-exporter.service",
+                arguments: Some(("mysqld-exporter.default", 0o600)),
+                port: Monitoring::MYSQLD_EXPORTER_PORT,
+            },
+            Tier::App | Tier::LoadBalancer | Tier::Monitoring => continue,
+        };
+        exporter(renderer, state, own)?;
+    }
+    Ok(())
+}
+
+/// One of Debian's exporters on a watched host.
+struct Exporter {
+    /// Its package.
+    package: &'static str,
+    /// Its unit.
+    unit: &'static str,
+    /// The template of its arguments (`/etc/default/<package>`) and that file's mode, when
+    /// Debian's defaults do not do.
+    arguments: Option<(&'static str, u32)>,
+    /// Where it answers `/metrics`.
+    port: u16,
+}
+
+/// The exporter's package, arguments file and service: restarting it takes nothing out of
+/// service.
+fn exporter(
+    renderer: &Renderer<'_>,
+    state: &mut HostState,
+    exporter: Exporter,
+) -> Result<(), RenderError> {
+    let unit = paths::unit(exporter.unit);
+    state.packages.push(package(exporter.package));
+    if let Some((template, mode)) = exporter.arguments {
+        state.files.push(renderer.file(
+            template,
+            FileSpec {
+                path: paths::service_defaults(exporter.package),
+                mode,
+                check: None,
+                notify: Some((unit.clone(), Trigger::Restart)),
+            },
+        )?);
+    }
     state.services.push(Service {
-        unit: node,
+        unit,
         on_change: Trigger::Restart,
-        health: Some(exporter_health(Monitoring::NODE_EXPORTER_PORT)),
+        health: Some(exporter_health(exporter.port)),
         restart: RestartEffect::Unnoticed,
     });
-    for tier in tiers {
-        match tier {
-            Tier::Web => {
-                let unit = paths::unit("prometheus-nginx-exporter.service");
-                state.packages.push(package("prometheus-nginx-exporter"));
-                state.files.push(renderer.file(
-                    "nginx-exporter.default",
-                    FileSpec {
-                        path: paths::service_defaults("prometheus-nginx-exporter"),
-                        mode: 0o644,
-                        check: None,
-                        notify: Some((unit.clone(), Trigger::Restart)),
-                    },
-                )?);
-                state.services.push(Service {
-                    unit,
-                    on_change: Trigger::Restart,
-                    health: Some(exporter_health(Monitoring::NGINX_EXPORTER_PORT)),
-                    restart: RestartEffect::Unnoticed,
-                });
-            }
-            Tier::Database => {
-                let unit = paths::unit("prometheus-mysqld-exporter.service");
-                state.packages.push(package("prometheus-mysqld-exporter"));
-                state.files.push(renderer.file(
-                    "mysqld-exporter.default",
-                    FileSpec {
-                        path: paths::service_defaults("prometheus-mysqld-exporter"),
-                        mode: 0o600,
-                        check: None,
-                        notify: Some((unit.clone(), Trigger::Restart)),
-                    },
-                )?);
-                state.services.push(Service {
-                    unit,
-                    on_change: Trigger::Restart,
-                    health: Some(exporter_health(Monitoring::MYSQLD_EXPORTER_PORT)),
-                    restart: RestartEffect::Unnoticed,
-                });
-            }
-            Tier::App | Tier::LoadBalancer | Tier::Monitoring => {}
-        }
-    }
     Ok(())
 }
 
