@@ -5,7 +5,9 @@
 //! SIGKILL, Ctrl-C, and destroy back to the hosts as they were.
 //!
 //! One test, so the nine hosts are brought up once. It uses copies of `examples/scale-up`
-//! renamed `scale-test` on 10.231.8.0/24, so a running quickstart lab is left alone.
+//! renamed `scale-test` on 10.231.8.0/24, so a running quickstart lab is left alone. The fleet
+//! is mixed, as fleets are while they are upgraded: the second host of each tier (lb2, web2,
+//! app2 and the replica db2) runs Debian 13 (trixie), the others Debian 12 (bookworm).
 
 mod common;
 
@@ -23,15 +25,20 @@ const HOSTS: [&str; 9] = [
 ];
 
 /// The example on 10.231.8.0/24 as `scale-test`, with a value full of shell and config
-/// punctuation that validation allows, which must arrive verbatim.
+/// punctuation that validation allows, which must arrive verbatim, and the second host of each
+/// tier on Debian 13.
 fn scale_test() -> LabExample {
     LabExample::new("scale-test", 8, |text| {
         text.replace(
             "    COUNTER_GREETING: hello from the scale-up example",
             "    COUNTER_GREETING: hello from the scale-up example\n    COUNTER_MOTTO: \"it's <odd> & (fine) #1 ;|*\"",
         )
+        .replace("\nlab:\n", &format!("\nlab:\n  hosts:\n{}", TRIXIE.map(|h| format!("    {h}: {{ release: trixie }}\n")).concat()))
     })
 }
+
+/// The hosts that run Debian 13; the others run Debian 12.
+const TRIXIE: [&str; 4] = ["lb2", "web2", "app2", "db2"];
 
 /// Runs `infra`, checking that no secret value appears in anything it printed.
 trait Infra {
@@ -189,6 +196,15 @@ fn two_runners_plan_apply_race_crash_and_destroy_on_real_hosts() {
     let a = scale_test();
     let _ = a.infra(&["lab", "down"]);
     assert_code("lab up", &a.infra(&["lab", "up", "--recreate"]), 0);
+    for host in HOSTS {
+        let release = a.ssh_ok(host, ". /etc/os-release && echo $VERSION_CODENAME");
+        let wanted = if TRIXIE.contains(&host) {
+            "trixie"
+        } else {
+            "bookworm"
+        };
+        assert_eq!(release.trim(), wanted, "the release of {host}");
+    }
     let before: Vec<String> = HOSTS.iter().map(|h| a.snapshot(h)).collect();
     let b = LabExample::clone_of(&a);
 

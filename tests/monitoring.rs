@@ -1,7 +1,8 @@
 //! The monitoring tier on real hosts: Prometheus on `mon1` scrapes every exporter, the shipped
 //! alerts fire and clear on real failures, the firewall admits the exporters to the monitoring
 //! hosts only and Prometheus to the admin sources only, and removing the tier (then destroy)
-//! leaves nothing of it, its database account included.
+//! leaves nothing of it, its database account included. Every host runs Debian 13 (trixie):
+//! its newer Prometheus, exporters and MariaDB 11.8 (the other lab tests run Debian 12 or a mix).
 //!
 //! Needs a running Docker engine and root (the README's test command sets both up).
 
@@ -95,9 +96,14 @@ fn prometheus_scrapes_every_tier_and_its_alerts_fire_and_clear_on_real_hosts() {
                 "  admin_sources: [10.231.12.0/24]\n",
                 &format!("  admin_sources: [{GATEWAY}/32]\n"),
             )
+            .replace("\nlab:\n", "\nlab:\n  release: trixie\n")
     });
     let up = example.run(&["lab", "up"]);
     assert!(up.status.success(), "lab up: {}", show(&up));
+    for host in ["lb1", "db1", "db2", "mon1"] {
+        let release = example.ssh_ok(host, ". /etc/os-release && echo $VERSION_ID");
+        assert_eq!(release.trim(), "13", "{host} runs Debian 13");
+    }
     let fresh_mon1 = example.snapshot("mon1");
     let fresh_web1 = example.snapshot("web1");
 

@@ -1,7 +1,8 @@
 //! Preflight on real hosts: each unfit host is reported by `plan`, with its name and what is
 //! wrong, before anything changes: an unsupported release, the VIP's interface missing (named
 //! wrong in the topology, or renamed on the host) or not carrying the host's address, `sudo -n` refused to a non-root user; and apt's lock held by
-//! another process is a warning that apply really waits out.
+//! another process is a warning that apply really waits out. Then a host given by DNS name and
+//! reached over SSH at another address plans and applies.
 //!
 //! Needs a running Docker engine and root (the README's test command sets both up).
 
@@ -111,7 +112,7 @@ fn unfit_hosts_are_named_by_plan_before_anything_changes() {
         str::to_owned,
         &[],
         &[
-            "host `beta` could not be planned: `beta` runs debian 11; `infra` supports Debian 12 (bookworm)",
+            "host `beta` could not be planned: `beta` runs debian 11; `infra` supports Debian 12 (bookworm) and Debian 13 (trixie)",
         ],
     );
     ssh(path, beta, "ln -sf ../usr/lib/os-release /etc/os-release");
@@ -147,7 +148,9 @@ fn unfit_hosts_are_named_by_plan_before_anything_changes() {
     );
     docker_exec(
         "infra-preflight-test-alpha",
-        "ip link set lan0 down && ip link set lan0 name eth0 && ip link set eth0 up",
+        // (the link going down took the default route with it)
+        "ip link set lan0 down && ip link set lan0 name eth0 && ip link set eth0 up \
+         && ip route replace default via 10.231.13.1",
     );
     let plan = infra(path, &["plan", "--no-color"]);
     assert!(plan.status.success(), "fit again: {}", show(&plan));
@@ -241,6 +244,117 @@ fn unfit_hosts_are_named_by_plan_before_anything_changes() {
         ],
     );
 
+    a_host_given_by_name_plans_and_applies(path);
+
     let down = infra(path, &["lab", "down"]);
     assert!(down.status.success(), "lab down: {}", show(&down));
+}
+
+/// Names the topology gives hosts by, put in this machine's `/etc/hosts` (read by the system's
+/// resolver as DNS would be) for as long as the value lives.
+struct HostsEntry {
+    line: String,
+}
+
+const HOSTS_FILE: &str = "/etc/hosts";
+
+impl HostsEntry {
+    fn add(line: &str) -> HostsEntry {
+        let mut text = std::fs::read_to_string(HOSTS_FILE).expect("read /etc/hosts");
+        if !text.ends_with('\n') && !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(line);
+        text.push('\n');
+        // In place: /etc/hosts may be a bind mount, which a rename would not replace.
+        std::fs::write(HOSTS_FILE, text).expect("this test writes /etc/hosts: run it as root");
+        HostsEntry {
+            line: line.to_owned(),
+        }
+    }
+}
+
+impl Drop for HostsEntry {
+    fn drop(&mut self) {
+        if let Ok(text) = std::fs::read_to_string(HOSTS_FILE) {
+            let kept: String = text
+                .lines()
+                .filter(|l| *l != self.line)
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let _ = std::fs::write(HOSTS_FILE, kept);
+        }
+    }
+}
+
+/// `gamma` given by its DNS name and reached over SSH at another address than the one the
+/// tiers use (`localhost`, where the lab publishes its SSH port, as a public address would be):
+/// plan shows what the names resolved to, apply converges, HAProxy and the firewall are
+/// written with the address, and a second plan is clean.
+fn a_host_given_by_name_plans_and_applies(path: &Path) {
+    let _beta = HostsEntry::add("10.231.13.12 beta.preflight-test.infra.test");
+    let _gamma = HostsEntry::add("10.231.13.13 gamma.preflight-test.infra.test");
+    let named = TOPOLOGY
+        .replace(
+            "  beta:  { address: 10.231.13.12 }",
+            "  beta:  { address: beta.preflight-test.infra.test }",
+        )
+        .replace(
+            "  gamma: { address: 10.231.13.13 }",
+            "  gamma: { address: gamma.preflight-test.infra.test, ssh_address: localhost, ssh: { port: 2213 } }",
+        );
+    std::fs::write(path.join("infra.yaml"), &named).expect("write topology");
+    let up = infra(path, &["lab", "up"]);
+    assert!(up.status.success(), "lab up: {}", show(&up));
+    let known = std::fs::read_to_string(path.join(".infra/lab/preflight-test/known_hosts"))
+        .expect("known_hosts");
+    assert!(
+        known.contains("[127.0.0.1]:2213 ") && !known.contains("10.231.13.13"),
+        "gamma is known at its ssh_address only (so SSH anywhere else fails strict checking):\n{known}"
+    );
+
+    let plan = infra(path, &["plan", "--no-color"]);
+    assert!(plan.status.success(), "plan: {}", show(&plan));
+    let said = text(&plan.stdout);
+    for line in [
+        "beta: address beta.preflight-test.infra.test is 10.231.13.12",
+        "gamma: address gamma.preflight-test.infra.test is 10.231.13.13",
+        "gamma: ssh_address localhost is 127.0.0.1",
+    ] {
+        assert!(said.contains(line), "`{line}` not said:\n{said}");
+    }
+    let json = infra(path, &["plan", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON plan");
+    assert_eq!(
+        json["resolved"][1],
+        serde_json::json!({
+            "host": "gamma", "key": "address",
+            "name": "gamma.preflight-test.infra.test", "address": "10.231.13.13"
+        })
+    );
+
+    let apply = infra(
+        path,
+        &["apply", "--auto-approve", "--no-color", "--no-edge-check"],
+    );
+    assert!(apply.status.success(), "apply: {}", show(&apply));
+    let haproxy = ssh(path, "10.231.13.11", "cat /etc/haproxy/haproxy.cfg");
+    assert!(
+        haproxy.contains("10.231.13.13:80") && !haproxy.contains("preflight-test.infra.test"),
+        "HAProxy sends to gamma's address:\n{haproxy}"
+    );
+    let firewall = ssh(path, "10.231.13.11", "nft list table inet infra");
+    assert!(
+        firewall.contains("ip saddr 10.231.13.12 meta l4proto 112 accept")
+            && !firewall.contains("infra.test"),
+        "alpha's firewall admits VRRP from beta's address:\n{firewall}"
+    );
+    let again = infra(path, &["plan", "--detailed-exitcode", "--no-color"]);
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "a second plan: {}",
+        show(&again)
+    );
+    std::fs::write(path.join("infra.yaml"), TOPOLOGY).expect("restore topology");
 }

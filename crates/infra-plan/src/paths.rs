@@ -102,6 +102,11 @@ pub fn service_defaults(package: &'static str) -> RemotePath {
     RemotePath::from_static("/etc/default").child_named(&name(package), "")
 }
 
+/// The MariaDB exporter's client file (its account and password), beside MariaDB's own.
+pub fn mysqld_exporter_credentials() -> RemotePath {
+    RemotePath::from_static("/etc/mysql/prometheus-mysqld-exporter.cnf")
+}
+
 /// Where systemd unit files `infra` writes live (a change there needs `daemon-reload`).
 pub fn systemd_units() -> RemotePath {
     RemotePath::from_static("/etc/systemd/system")
@@ -139,3 +144,26 @@ mod tests {
         );
     }
 }
+
+/// A file a package's daemon writes at run time outside what dpkg knows of, so purging the
+/// package leaves it: removed after the purge when it still says it is the daemon's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leftover {
+    /// The package whose daemon writes it.
+    pub package: &'static str,
+    /// The file.
+    pub path: &'static str,
+    /// A line of it that shows the daemon wrote it.
+    pub marker: &'static str,
+    /// Folders the daemon made for it, innermost first: removed when empty.
+    pub folders: &'static [&'static str],
+}
+
+/// keepalived 2.3 (Debian 13) registers its address protocol with iproute2 when it starts,
+/// making `/etc/iproute2` for it where the release has none.
+pub const LEFTOVERS: &[Leftover] = &[Leftover {
+    package: "keepalived",
+    path: "/etc/iproute2/rt_addrprotos.d/keepalived.conf",
+    marker: "# added by keepalived",
+    folders: &["/etc/iproute2/rt_addrprotos.d", "/etc/iproute2"],
+}];

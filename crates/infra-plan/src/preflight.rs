@@ -3,13 +3,20 @@
 
 use std::net::IpAddr;
 
-use infra_topology::HostName;
+use infra_topology::{HostName, Release};
 use serde::{Deserialize, Serialize};
 
 use crate::facts::HostFacts;
 
-/// The releases `infra` converges (`ID VERSION_ID` of `/etc/os-release`).
-pub const SUPPORTED: &[(&str, &str, &str)] = &[("debian", "12", "Debian 12 (bookworm)")];
+/// The release of `os` (`ID VERSION_ID` of `/etc/os-release`, e.g. `debian 13`) when `infra`
+/// converges it.
+pub fn supported(os: &str) -> Option<Release> {
+    let mut words = os.split_whitespace();
+    let (id, version) = (words.next()?, words.next()?);
+    Release::ALL
+        .into_iter()
+        .find(|r| id == "debian" && r.version() == version)
+}
 
 /// Below this much free space in `/var`, packages and MariaDB's data may not fit.
 pub const MIN_VAR_FREE_KIB: u64 = 1024 * 1024;
@@ -116,14 +123,11 @@ pub struct Asked {
 /// Judges `facts` of `host` (whose topology address is `address`), asked at `asked`.
 pub fn check(host: &HostName, address: IpAddr, facts: &HostFacts, asked: Asked) -> Vec<Finding> {
     let mut findings = Vec::new();
-    if let Some(os) = &facts.os {
-        let mut words = os.split_whitespace();
-        let (id, version) = (words.next().unwrap_or_default(), words.next());
-        let supported = SUPPORTED
-            .iter()
-            .any(|(i, v, _)| *i == id && Some(*v) == version);
-        if !supported {
-            let names: Vec<&str> = SUPPORTED.iter().map(|(_, _, name)| *name).collect();
+    if let Some(os) = &facts.os
+        && supported(os).is_none()
+    {
+        {
+            let names: Vec<String> = Release::ALL.into_iter().map(Release::title).collect();
             findings.push(Finding::stops(
                 format!(
                     "`{host}` runs {}; `infra` supports {}",
@@ -281,12 +285,12 @@ mod tests {
             (
                 facts(|f| f.os = Some("ubuntu 22.04".to_owned())),
                 Severity::Stops,
-                "`lb1` runs ubuntu 22.04; `infra` supports Debian 12 (bookworm)",
+                "`lb1` runs ubuntu 22.04; `infra` supports Debian 12 (bookworm) and Debian 13 (trixie)",
             ),
             (
                 facts(|f| f.os = Some("debian 11".to_owned())),
                 Severity::Stops,
-                "`lb1` runs debian 11; `infra` supports Debian 12 (bookworm)",
+                "`lb1` runs debian 11; `infra` supports Debian 12 (bookworm) and Debian 13 (trixie)",
             ),
             (
                 facts(|f| f.preflight.var_free_kib = Some(300 * 1024)),

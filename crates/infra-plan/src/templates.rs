@@ -7,7 +7,7 @@ use tera::Tera;
 use crate::RenderError;
 
 /// Every built-in template: its name (the file name a user overrides it with) and its text.
-pub const BUILT_IN: [(&str, &str); 17] = [
+pub const BUILT_IN: [(&str, &str); 18] = [
     (
         "haproxy.cfg",
         include_str!("../../../templates/haproxy.cfg"),
@@ -72,6 +72,10 @@ pub const BUILT_IN: [(&str, &str); 17] = [
     (
         "mysqld-exporter.default",
         include_str!("../../../templates/mysqld-exporter.default"),
+    ),
+    (
+        "mysqld-exporter.cnf",
+        include_str!("../../../templates/mysqld-exporter.cnf"),
     ),
 ];
 

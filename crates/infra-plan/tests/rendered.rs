@@ -155,11 +155,26 @@ fn secrets_are_marked_and_redacted() {
                     file.path
                 );
                 assert_eq!(
-                    file.mode.0 & 0o077,
+                    file.mode.0 & 0o007,
                     0,
                     "{} is readable by others",
                     file.path
                 );
+                // Its group may read it only when that is the daemon's own group.
+                if file.mode.0 & 0o070 != 0 {
+                    assert_ne!(
+                        file.group.as_str(),
+                        "root",
+                        "{} is readable by root's group",
+                        file.path
+                    );
+                    assert_eq!(
+                        file.mode.0 & 0o020,
+                        0,
+                        "{} is writable by its group",
+                        file.path
+                    );
+                }
             }
         }
     }

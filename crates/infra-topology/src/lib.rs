@@ -23,7 +23,7 @@ pub use diagnostic::{Diagnostic, Diagnostics, SHOWN_LIMIT, Severity};
 pub use model::*;
 pub use secret::{Secret, SecretSource};
 pub use source::{Position, SourceFile, read_regular_file};
-pub use validate::EnvLookup;
+pub use validate::{EnvLookup, Resolve, resolve_system};
 
 /// Why a topology could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +61,7 @@ pub struct Loaded {
 pub const TOPOLOGY_LIMIT: u64 = 1024 * 1024;
 
 /// Reads and validates the topology at `path`. `env` resolves `${env:NAME}` secrets (and
-/// `HOME`, for `~/` in key paths). Only a regular file of at most [`TOPOLOGY_LIMIT`] bytes is
+/// `HOME`, for `~/` in key paths); hosts given by DNS name are resolved by the system. Only a regular file of at most [`TOPOLOGY_LIMIT`] bytes is
 /// read: a FIFO, a device or a huge file is an error, never a hang.
 pub fn load(path: &Path, env: EnvLookup<'_>) -> Result<Loaded, LoadError> {
     let text = read_regular_file(path, TOPOLOGY_LIMIT).map_err(LoadError::Read)?;
@@ -70,13 +70,30 @@ pub fn load(path: &Path, env: EnvLookup<'_>) -> Result<Loaded, LoadError> {
 
 /// Validates topology text that was already read (used by `load`, tests and fuzzing).
 pub fn load_source(source: SourceFile, env: EnvLookup<'_>) -> Result<Loaded, LoadError> {
+    load_source_resolving(source, env, &resolve_system)
+}
+
+/// [`load_source`] with host names resolved by `resolve` instead of the system.
+pub fn load_source_resolving(
+    source: SourceFile,
+    env: EnvLookup<'_>,
+    resolve: Resolve<'_>,
+) -> Result<Loaded, LoadError> {
     let mut diagnostics = Diagnostics::default();
     let base_dir = match source.path().parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => Path::new(".").to_path_buf(),
     };
-    let topology = parse(&source, &mut diagnostics)
-        .and_then(|raw| validate::validate(raw, &base_dir, source.path(), env, &mut diagnostics));
+    let topology = parse(&source, &mut diagnostics).and_then(|raw| {
+        validate::validate(
+            raw,
+            &base_dir,
+            source.path(),
+            env,
+            resolve,
+            &mut diagnostics,
+        )
+    });
     match topology {
         Some(topology) if !diagnostics.has_errors() => Ok(Loaded {
             topology,

@@ -3,6 +3,7 @@
 //! Every value here has passed [`crate::validate`]: names and paths are safe to put in a
 //! shell command or a file path, references point at declared hosts, and secrets are resolved.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -170,12 +171,35 @@ impl fmt::Display for Tier {
 pub struct Host {
     /// Its name.
     pub name: HostName,
-    /// Its address.
+    /// Its address: where the tiers reach it (and the firewall admits it from).
     pub address: IpAddr,
+    /// The DNS name `address` was resolved from, when the topology gives a name.
+    pub address_name: Option<String>,
     /// How to reach it.
     pub ssh: Ssh,
     /// How to become root there.
     pub become_method: Become,
+}
+
+impl Host {
+    /// Where `infra` connects over SSH: `ssh_address` when the topology gives one, else
+    /// `address`.
+    pub fn ssh_address(&self) -> IpAddr {
+        self.ssh.address.unwrap_or(self.address)
+    }
+
+    /// The DNS names the topology gives for this host, each with what it is for and the
+    /// address it resolved to.
+    pub fn resolved_names(&self) -> Vec<(&'static str, &str, IpAddr)> {
+        let mut names = Vec::new();
+        if let Some(name) = &self.address_name {
+            names.push(("address", name.as_str(), self.address));
+        }
+        if let (Some(name), Some(address)) = (&self.ssh.address_name, self.ssh.address) {
+            names.push(("ssh_address", name.as_str(), address));
+        }
+        names
+    }
 }
 
 /// SSH settings after defaults are applied.
@@ -190,6 +214,10 @@ pub struct Ssh {
     pub identity_file: Option<PathBuf>,
     /// `ProxyJump` hops, each checked (`[user@]host[:port]`).
     pub jump: Vec<String>,
+    /// Where to connect, when the topology gives an `ssh_address` (else the host's address).
+    pub address: Option<IpAddr>,
+    /// The DNS name `address` was resolved from, when the topology gives a name.
+    pub address_name: Option<String>,
 }
 
 /// How commands get root on a host.
@@ -565,8 +593,69 @@ pub struct Firewall {
 }
 
 /// Lab settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Lab {
     /// The lab network's subnet.
     pub subnet: Option<IpNet>,
+    /// The Debian release of the lab's hosts.
+    pub release: Release,
+    /// Hosts that run another release than `release`.
+    pub releases: BTreeMap<HostName, Release>,
+}
+
+impl Lab {
+    /// The Debian release `host`'s lab container runs.
+    pub fn release_of(&self, host: &HostName) -> Release {
+        self.releases.get(host).copied().unwrap_or(self.release)
+    }
+}
+
+/// A Debian release `infra` converges (and its lab can build).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Release {
+    /// Debian 12.
+    #[default]
+    Bookworm,
+    /// Debian 13.
+    Trixie,
+}
+
+impl Release {
+    /// Every supported release, oldest first.
+    pub const ALL: [Release; 2] = [Release::Bookworm, Release::Trixie];
+
+    /// The code name, e.g. `bookworm`.
+    pub fn codename(self) -> &'static str {
+        match self {
+            Release::Bookworm => "bookworm",
+            Release::Trixie => "trixie",
+        }
+    }
+
+    /// `VERSION_ID` in `/etc/os-release`, e.g. `12`.
+    pub fn version(self) -> &'static str {
+        match self {
+            Release::Bookworm => "12",
+            Release::Trixie => "13",
+        }
+    }
+
+    /// How people name it, e.g. `Debian 12 (bookworm)`.
+    pub fn title(self) -> String {
+        format!("Debian {} ({})", self.version(), self.codename())
+    }
 }

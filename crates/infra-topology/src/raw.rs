@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::model::{Algorithm, Become, TlsMode};
+use crate::model::{Algorithm, Become, Release, TlsMode};
 use crate::source::Position;
 
 /// A value with the position of the YAML node it came from.
@@ -133,8 +133,12 @@ pub struct RawSsh {
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Host")]
 pub struct RawHost {
-    /// Its IPv4 or IPv6 address.
+    /// Its IPv4 or IPv6 address, or a DNS name resolved when the topology is read (to one
+    /// IPv4 address, or one IPv6 address): the tiers, the firewall and the lab use the address.
     pub address: Sp<String>,
+    /// Where `infra` connects over SSH when that is not `address` (for example a public address
+    /// while the tiers talk on a private one): an IP address or a DNS name, resolved the same way.
+    pub ssh_address: Option<Sp<String>>,
     /// SSH settings for this host only.
     pub ssh: Option<RawSsh>,
     /// How to become root on this host: `none` or `sudo`.
@@ -408,4 +412,17 @@ pub struct RawFirewall {
 pub struct RawLab {
     /// The Docker network's subnet (CIDR); must hold every host address and the VIP.
     pub subnet: Option<Sp<String>>,
+    /// The Debian release of the lab's hosts: `bookworm` (12, the default) or `trixie` (13).
+    pub release: Option<Sp<Release>>,
+    /// Settings of single lab hosts, by host name: `{ db2: { release: trixie } }`.
+    pub hosts: Option<Sp<BTreeMap<Sp<String>, RawLabHost>>>,
+}
+
+/// One host's lab settings.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "LabHost")]
+pub struct RawLabHost {
+    /// The Debian release of this host's container.
+    pub release: Option<Sp<Release>>,
 }

@@ -65,6 +65,14 @@ pub fn is_dns_name(text: &str) -> bool {
         })
 }
 
+/// Whether a would-be DNS name is made of digits and dots only (a mistyped address such as
+/// `10.0.0.300`, never a name to look up).
+pub fn looks_numeric(text: &str) -> bool {
+    text.rsplit('.')
+        .next()
+        .is_some_and(|last| last.chars().all(|c| c.is_ascii_digit()))
+}
+
 /// A network interface name as Linux allows it (≤ 15 bytes, no `/`, no white space).
 pub fn is_interface_name(text: &str) -> bool {
     !text.is_empty()

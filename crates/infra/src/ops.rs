@@ -362,6 +362,7 @@ pub fn plan(prepared: &Prepared, mode: PlanMode, gathered: &Gathered) -> Plan {
         new_lineage: infra_plan::record::new_lineage(),
         local_records: &prepared.local_records,
     });
+    plan.resolved = infra_plan::plan::ResolvedName::of(&prepared.topology);
     // What preflight found that does not stop a host (apt's lock held) is said with it.
     for (host, warning) in &gathered.warnings {
         if let Some(entry) = plan.hosts.iter_mut().find(|h| &h.host == host) {
@@ -394,6 +395,28 @@ pub fn stale(saved: &Plan, fresh: &Plan) -> Result<(), Stale> {
             "it is for topology `{}`, not `{}`",
             saved.topology, fresh.topology
         )));
+    }
+    for then in &saved.resolved {
+        let now = fresh
+            .resolved
+            .iter()
+            .find(|r| r.host == then.host && r.key == then.key && r.name == then.name);
+        if now.is_none_or(|now| now.address != then.address) {
+            return Err(Stale {
+                reason: format!(
+                    "`{}` ({}'s {}) resolved to {} when it was made, and {}",
+                    then.name,
+                    then.host,
+                    then.key,
+                    then.address,
+                    now.map_or_else(
+                        || "the topology no longer names it".to_owned(),
+                        |n| format!("to {} now", n.address)
+                    )
+                ),
+                host: Some(then.host.clone()),
+            });
+        }
     }
     if saved.desired != fresh.desired {
         return Err(whole(

@@ -101,7 +101,7 @@ impl LabFiles {
             let _ = write!(
                 config,
                 "\nHost {address} {container}\n    HostName {address}\n    Port {port}\n    User {user}\n    IdentityFile {key}\n    IdentitiesOnly yes\n    UserKnownHostsFile {known}\n    StrictHostKeyChecking yes\n    GlobalKnownHostsFile /dev/null\n    PasswordAuthentication no\n    BatchMode yes\n",
-                address = host.address,
+                address = host.ssh_address,
                 container = host.container,
                 port = host.ssh_port,
                 user = host.user,

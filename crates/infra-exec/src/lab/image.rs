@@ -1,6 +1,7 @@
-//! The lab's base image: Debian 12 with systemd as PID 1 and sshd, built once and cached.
+//! The lab's base images: Debian 12 (bookworm) or 13 (trixie) with systemd as PID 1 and sshd,
+//! each built once and cached.
 //!
-//! Where `debian:bookworm` can be had (a local image or a registry), the image is built from it
+//! Where `debian:<release>` can be had (a local image or a registry), the image is built from it
 //! with `docker build`; otherwise from a `debootstrap` root filesystem imported with
 //! `docker import`. Both run the same customisation script, so both give the same host: no SSH
 //! host keys in the image (each container generates its own at first boot) and an empty
@@ -10,12 +11,19 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use infra_topology::Release;
+
 use super::{LabError, Reporter, docker};
 use crate::process;
 
-/// The image every lab host runs. The tag's number changes whenever the recipe does, so an old
-/// cached image is never used with a new recipe.
-pub const IMAGE: &str = "infra-lab:bookworm-2";
+/// The recipe's number: it changes whenever the recipe does, so an old cached image is never
+/// used with a new recipe.
+const RECIPE: u32 = 2;
+
+/// The image the lab hosts of `release` run, e.g. `infra-lab:bookworm-2`.
+pub fn image(release: Release) -> String {
+    format!("infra-lab:{}-{RECIPE}", release.codename())
+}
 
 /// The Debian packages of a lab host besides the base system.
 const PACKAGES: &str = "systemd,systemd-sysv,dbus,openssh-server,iproute2,ca-certificates,sudo";
@@ -55,41 +63,41 @@ rm -rf /var/lib/apt/lists/*
 pub enum ImageSource {
     /// It was already there.
     Cached,
-    /// Built from `debian:bookworm`.
+    /// Built from `debian:<release>`.
     BuiltFromDebianImage,
     /// Built from a debootstrap root filesystem.
     BuiltWithDebootstrap,
 }
 
-/// Makes sure [`IMAGE`] exists, building it if needed.
-pub async fn ensure(mirror: &str, reporter: &dyn Reporter) -> Result<ImageSource, LabError> {
-    if docker::image_exists(IMAGE).await? {
+/// Makes sure the image of `release` exists, building it if needed.
+pub async fn ensure(
+    release: Release,
+    mirror: &str,
+    reporter: &dyn Reporter,
+) -> Result<ImageSource, LabError> {
+    let image = image(release);
+    if docker::image_exists(&image).await? {
         return Ok(ImageSource::Cached);
     }
-    if debian_image_available(reporter).await? {
-        reporter.step(None, &format!("building `{IMAGE}` from `debian:bookworm`"));
-        build_from_debian_image().await?;
+    let base = format!("debian:{}", release.codename());
+    if debian_image_available(&base, reporter).await? {
+        reporter.step(None, &format!("building `{image}` from `{base}`"));
+        build_from_debian_image(&base, &image).await?;
         return Ok(ImageSource::BuiltFromDebianImage);
     }
     reporter.step(
         None,
-        &format!("building `{IMAGE}` with debootstrap (about a minute, once)"),
+        &format!("building `{image}` with debootstrap (about a minute, once)"),
     );
-    build_with_debootstrap(mirror).await?;
+    build_with_debootstrap(release, &image, mirror).await?;
     Ok(ImageSource::BuiltWithDebootstrap)
 }
 
-async fn debian_image_available(reporter: &dyn Reporter) -> Result<bool, LabError> {
-    if docker::image_exists("debian:bookworm").await? {
+async fn debian_image_available(base: &str, reporter: &dyn Reporter) -> Result<bool, LabError> {
+    if docker::image_exists(base).await? {
         return Ok(true);
     }
-    let pulled = process::run(
-        "docker",
-        ["pull", "debian:bookworm"],
-        None,
-        Duration::from_secs(300),
-    )
-    .await;
+    let pulled = process::run("docker", ["pull", base], None, Duration::from_secs(300)).await;
     match pulled {
         Ok(output) if output.success => Ok(true),
         Ok(_) | Err(process::ProcessError::TimedOut { .. }) => {
@@ -100,11 +108,11 @@ async fn debian_image_available(reporter: &dyn Reporter) -> Result<bool, LabErro
     }
 }
 
-async fn build_from_debian_image() -> Result<(), LabError> {
+async fn build_from_debian_image(base: &str, image: &str) -> Result<(), LabError> {
     let packages = PACKAGES.replace(',', " ");
     let script = CUSTOMISE.replace('\n', "\\n").replace('\'', "'\"'\"'");
     let dockerfile = format!(
-        "FROM debian:bookworm\n\
+        "FROM {base}\n\
          RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {packages}\n\
          RUN printf '%s' '{script}' > /tmp/customise.sh && sh /tmp/customise.sh && rm /tmp/customise.sh\n\
          ENV container=docker\n\
@@ -113,7 +121,7 @@ async fn build_from_debian_image() -> Result<(), LabError> {
     );
     process::check(
         "docker",
-        ["build", "--tag", IMAGE, "--label", "infra.lab=image", "-"],
+        ["build", "--tag", image, "--label", "infra.lab=image", "-"],
         Some(dockerfile.as_bytes()),
         Duration::from_secs(900),
     )
@@ -121,7 +129,11 @@ async fn build_from_debian_image() -> Result<(), LabError> {
     Ok(())
 }
 
-async fn build_with_debootstrap(mirror: &str) -> Result<(), LabError> {
+async fn build_with_debootstrap(
+    release: Release,
+    image: &str,
+    mirror: &str,
+) -> Result<(), LabError> {
     if process::run("debootstrap", ["--version"], None, Duration::from_secs(30))
         .await
         .is_err()
@@ -143,7 +155,7 @@ async fn build_with_debootstrap(mirror: &str) -> Result<(), LabError> {
         [
             "--variant=minbase",
             include.as_str(),
-            "bookworm",
+            release.codename(),
             root_text.as_str(),
             mirror,
         ],
@@ -159,11 +171,11 @@ async fn build_with_debootstrap(mirror: &str) -> Result<(), LabError> {
         Duration::from_secs(120),
     )
     .await?;
-    import(&root).await
+    import(&root, image).await
 }
 
 /// `tar -C ROOT -c . | docker import ... - IMAGE`
-async fn import(root: &Path) -> Result<(), LabError> {
+async fn import(root: &Path, image: &str) -> Result<(), LabError> {
     let mut tar = tokio::process::Command::new("tar")
         .arg("-C")
         .arg(root)
@@ -194,7 +206,7 @@ async fn import(root: &Path) -> Result<(), LabError> {
             "--change",
             "LABEL infra.lab=image",
             "-",
-            IMAGE,
+            image,
         ])
         .stdin(tar_out)
         .stdout(Stdio::piped())

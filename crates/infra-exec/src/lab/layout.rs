@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use infra_topology::Topology;
+use infra_topology::{Release, Topology};
 use ipnet::IpNet;
 
 use super::LabError;
@@ -30,12 +30,17 @@ pub struct LabHost {
     pub name: String,
     /// Its address on the lab network.
     pub address: IpAddr,
+    /// Where SSH reaches it: its address, or the loopback address its SSH port is published on
+    /// when the topology gives it an `ssh_address`.
+    pub ssh_address: IpAddr,
     /// The container, `infra-<topology>-<host>`.
     pub container: String,
     /// SSH port sshd listens on.
     pub ssh_port: u16,
     /// The login user.
     pub user: String,
+    /// The Debian release its container runs.
+    pub release: Release,
 }
 
 /// Label every lab object carries, so `down` removes exactly what `up` created.
@@ -90,15 +95,27 @@ impl Layout {
             .hosts()
             .find(|candidate| !used.contains(candidate))
             .ok_or(LabError::NoFreeGateway { subnet })?;
+        if let Some(host) = topology
+            .hosts
+            .iter()
+            .find(|h| h.ssh_address() != h.address && !h.ssh_address().is_loopback())
+        {
+            return Err(LabError::SshAddressOutsideLab {
+                host: host.name.to_string(),
+                address: host.ssh_address(),
+            });
+        }
         let hosts = topology
             .hosts
             .iter()
             .map(|h| LabHost {
                 name: h.name.to_string(),
                 address: h.address,
+                ssh_address: h.ssh_address(),
                 container: format!("infra-{}-{}", topology.name, h.name),
                 ssh_port: h.ssh.port,
                 user: h.ssh.user.clone(),
+                release: topology.lab.release_of(&h.name),
             })
             .collect();
         Ok(Layout {

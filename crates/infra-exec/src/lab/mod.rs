@@ -1,5 +1,5 @@
-//! `infra lab`: one Docker container per topology host, running Debian 12 with systemd as
-//! PID 1 and sshd, on a Docker network of its own at the addresses the topology gives.
+//! `infra lab`: one Docker container per topology host, running Debian 12 or 13 (`lab.release`,
+//! or per host `lab.hosts.<host>.release`) with systemd as PID 1 and sshd, on a Docker network of its own at the addresses the topology gives.
 //!
 //! Every Docker object carries the labels `infra.lab` and `infra.topology=<name>`, so `down`
 //! removes exactly what `up` created and nothing else.
@@ -15,11 +15,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use infra_topology::Topology;
+use infra_topology::{Release, Topology};
 use ipnet::IpNet;
 
 pub use files::LabFiles;
-pub use image::{IMAGE, ImageSource};
+pub use image::{ImageSource, image};
 pub use layout::{LABEL_HOST, LABEL_LAB, LABEL_TOPOLOGY, LabHost, Layout};
 
 use crate::process::{self, ProcessError};
@@ -58,7 +58,7 @@ pub enum LabError {
         source: serde_json::Error,
     },
     /// debootstrap is needed and missing.
-    #[error("`debootstrap` is not installed, and no `debian:bookworm` image can be had")]
+    #[error("`debootstrap` is not installed, and no `debian:<release>` image can be had")]
     DebootstrapMissing,
     /// debootstrap failed.
     #[error("debootstrap failed")]
@@ -76,6 +76,16 @@ pub enum LabError {
         subnet: IpNet,
         /// What is outside it.
         outside: String,
+    },
+    /// A host's `ssh_address` is neither its address nor a loopback address.
+    #[error(
+        "the lab cannot reach `{host}` at its ssh_address {address}: a lab host is reached at its address, or at a loopback address its SSH port is published on"
+    )]
+    SshAddressOutsideLab {
+        /// The host.
+        host: String,
+        /// Its ssh_address.
+        address: IpAddr,
     },
     /// Lab networks are IPv4.
     #[error("the lab subnet `{subnet}` is IPv6; the lab supports IPv4 subnets only")]
@@ -163,6 +173,9 @@ impl LabError {
             )),
             LabError::NetworkChanged { .. } => Some("run `infra lab down` first, or `infra lab up --recreate`".to_owned()),
             LabError::SshTimeout { .. } => Some("see `infra lab status`; `infra lab up --recreate` gives fresh hosts".to_owned()),
+            LabError::SshAddressOutsideLab { .. } => Some(
+                "in a lab, give `ssh_address` a loopback address such as 127.0.0.21, or leave it out".to_owned(),
+            ),
             LabError::InotifyLimit { needed, .. } => Some(format!(
                 "as root: `sysctl -w fs.inotify.max_user_instances={needed}` (or run `infra lab up` as root, which raises it)"
             )),
@@ -209,9 +222,9 @@ pub struct UpReport {
     pub layout: Layout,
     /// Per host, what happened.
     pub hosts: Vec<(LabHost, HostOutcome)>,
-    /// How the image was had.
-    pub image: ImageSource,
-    /// Time spent on the image.
+    /// How each release's image was had.
+    pub images: Vec<(Release, ImageSource)>,
+    /// Time spent on the images.
     pub image_time: Duration,
     /// Time from the image being ready to every host answering SSH.
     pub hosts_time: Duration,
@@ -240,7 +253,16 @@ pub async fn up(
     docker::ensure_available().await?;
     ensure_inotify(layout.hosts.len(), reporter)?;
     let started = Instant::now();
-    let image = image::ensure(&options.mirror, reporter).await?;
+    let mut releases: Vec<Release> = layout.hosts.iter().map(|h| h.release).collect();
+    releases.sort();
+    releases.dedup();
+    let mut images = Vec::new();
+    for release in releases {
+        images.push((
+            release,
+            image::ensure(release, &options.mirror, reporter).await?,
+        ));
+    }
     let image_time = started.elapsed();
     let started = Instant::now();
     let files = LabFiles::new(&topology.base_dir, topology.name.as_str());
@@ -320,7 +342,7 @@ pub async fn up(
     Ok(UpReport {
         hosts: results.into_iter().map(|(h, o, _)| (h, o)).collect(),
         layout,
-        image,
+        images,
         image_time,
         hosts_time: started.elapsed(),
         files,
@@ -495,7 +517,17 @@ async fn start_host(
         let image = docker::docker(&["inspect", "--format", "{{.Config.Image}}", &container.id])
             .await
             .unwrap_or_default();
-        let right_place = address.trim() == host.address.to_string() && image.trim() == IMAGE;
+        let published = docker::docker(&[
+            "inspect",
+            "--format",
+            "{{json .HostConfig.PortBindings}}",
+            &container.id,
+        ])
+        .await
+        .unwrap_or_default();
+        let right_place = address.trim() == host.address.to_string()
+            && image.trim() == image::image(host.release)
+            && publishes(&published, host);
         if right_place && container.state == "running" {
             return Ok(HostOutcome::Kept);
         }
@@ -506,6 +538,7 @@ async fn start_host(
         docker::docker(&["rm", "--force", &container.id]).await?;
     }
     let address = host.address.to_string();
+    let image = image::image(host.release);
     let labels = [
         format!("{LABEL_LAB}=host"),
         format!("{LABEL_TOPOLOGY}={topology}"),
@@ -545,9 +578,37 @@ async fn start_host(
         args.push("--label");
         args.push(label);
     }
-    args.extend([IMAGE, "/sbin/init"]);
+    let publish = format!("{}:{port}:{port}", host.ssh_address, port = host.ssh_port);
+    if host.ssh_address != host.address {
+        args.extend(["--publish", publish.as_str()]);
+    }
+    args.extend([image.as_str(), "/sbin/init"]);
     docker::docker(&args).await?;
     Ok(HostOutcome::Created)
+}
+
+/// Whether a container's port bindings (`docker inspect`'s JSON) are what `host` needs: its
+/// SSH port published on its `ssh_address` when that is not its address, nothing otherwise.
+fn publishes(bindings: &str, host: &LabHost) -> bool {
+    let bindings: serde_json::Value = serde_json::from_str(bindings.trim()).unwrap_or_default();
+    let wanted = format!("{}/tcp", host.ssh_port);
+    let (address, port) = (host.ssh_address.to_string(), host.ssh_port.to_string());
+    let published = bindings
+        .as_object()
+        .and_then(|b| b.get(&wanted))
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(|list| {
+            list.iter().any(|b| {
+                b["HostIp"].as_str() == Some(address.as_str())
+                    && b["HostPort"].as_str() == Some(port.as_str())
+            })
+        });
+    let any = bindings.as_object().is_some_and(|b| !b.is_empty());
+    if host.ssh_address == host.address {
+        !any
+    } else {
+        published
+    }
 }
 
 /// Installs the lab key for the login user (creating a sudo user if it is not root) and
@@ -659,16 +720,16 @@ async fn host_keys(host: &LabHost, timeout: Duration) -> Result<Vec<String>, Lab
 
 fn known_hosts_name(host: &LabHost) -> String {
     if host.ssh_port == 22 {
-        host.address.to_string()
+        host.ssh_address.to_string()
     } else {
-        format!("[{}]:{}", host.address, host.ssh_port)
+        format!("[{}]:{}", host.ssh_address, host.ssh_port)
     }
 }
 
 /// One `ssh ... true` with the lab's config: key, known_hosts, strict checking.
 async fn ssh_answers(host: &LabHost, config: &std::path::Path) -> Result<(), String> {
     let config = config.display().to_string();
-    let address = host.address.to_string();
+    let address = host.ssh_address.to_string();
     let output = process::run(
         "ssh",
         [

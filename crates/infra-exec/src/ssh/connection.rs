@@ -182,7 +182,7 @@ pub struct Connection {
 impl Connection {
     /// Opens the master connection to `host`.
     pub async fn open(host: &Host, options: &ConnectOptions) -> Result<Connection, TransportError> {
-        let address = host.address.to_string();
+        let address = host.ssh_address().to_string();
         let config = ClientConfig {
             // A key the topology names wins; the lab's key is for hosts that name none.
             identity: host
@@ -345,7 +345,7 @@ impl Connection {
 async fn classify(host: &Host, error: &openssh::Error, options: &ConnectOptions) -> TransportError {
     let config = options.lab.as_ref().map(|lab| lab.known_hosts.as_path());
     let message = error_text(error);
-    let address = host.address.to_string();
+    let address = host.ssh_address().to_string();
     let name = host.name.to_string();
     if message.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
         || message.contains("Host key for") && message.contains("has changed")
@@ -391,7 +391,7 @@ fn error_text(error: &openssh::Error) -> String {
 /// The fingerprints the host offers now (`ssh-keyscan | ssh-keygen -lf -`).
 async fn fingerprints(host: &Host, _known_hosts: Option<&Path>) -> Vec<String> {
     let port = host.ssh.port.to_string();
-    let address = host.address.to_string();
+    let address = host.ssh_address().to_string();
     let Ok(scan) = process::run(
         "ssh-keyscan",
         ["-T", "5", "-p", port.as_str(), address.as_str()],

@@ -480,6 +480,7 @@ pub(super) fn exporters(
             unit: "prometheus-node-exporter.service",
             arguments: None,
             port: Monitoring::NODE_EXPORTER_PORT,
+            credentials: None,
         },
     )?;
     for tier in tiers {
@@ -489,13 +490,14 @@ pub(super) fn exporters(
                 unit: "prometheus-nginx-exporter.service",
                 arguments: Some(("nginx-exporter.default", 0o644)),
                 port: Monitoring::NGINX_EXPORTER_PORT,
+                credentials: None,
             },
-            // Its arguments file holds the account's password.
             Tier::Database => Exporter {
                 package: "prometheus-mysqld-exporter",
                 unit: "prometheus-mysqld-exporter.service",
-                arguments: Some(("mysqld-exporter.default", 0o600)),
+                arguments: Some(("mysqld-exporter.default", 0o644)),
                 port: Monitoring::MYSQLD_EXPORTER_PORT,
+                credentials: Some("mysqld-exporter.cnf"),
             },
             Tier::App | Tier::LoadBalancer | Tier::Monitoring => continue,
         };
@@ -515,6 +517,11 @@ struct Exporter {
     arguments: Option<(&'static str, u32)>,
     /// Where it answers `/metrics`.
     port: u16,
+    /// The template of the client file holding its database password, when it has one. The
+    /// exporter reads it itself (as `prometheus`), so the file is `root:prometheus 0640`: the
+    /// one way both Debian 12's exporter (0.14) and Debian 13's (0.17, which no longer reads a
+    /// data source name from the environment) take a password without it being an argument.
+    credentials: Option<&'static str>,
 }
 
 /// The exporter's package, arguments file and service: restarting it takes nothing out of
@@ -536,6 +543,20 @@ fn exporter(
                 notify: Some((unit.clone(), Trigger::Restart)),
             },
         )?);
+    }
+    if let Some(template) = exporter.credentials {
+        let mut file = renderer.file(
+            template,
+            FileSpec {
+                path: paths::mysqld_exporter_credentials(),
+                mode: 0o600,
+                check: None,
+                notify: Some((unit.clone(), Trigger::Restart)),
+            },
+        )?;
+        file.group = AccountName::new("prometheus").expect("`prometheus` is a valid account name");
+        file.mode = Mode(0o640);
+        state.files.push(file);
     }
     state.services.push(Service {
         unit,

@@ -40,6 +40,43 @@ pub struct Plan {
     pub waves: Vec<Wave>,
     /// Hosts that could not be reached or read.
     pub unreachable: Vec<Unreachable>,
+    /// The DNS names the topology gives for hosts, and what each resolved to when the plan was
+    /// made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolved: Vec<ResolvedName>,
+}
+
+/// A host's DNS name and the address it resolved to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedName {
+    /// The host.
+    pub host: HostName,
+    /// Which of its keys gave the name: `address` or `ssh_address`.
+    pub key: String,
+    /// The name.
+    pub name: String,
+    /// What it resolved to.
+    pub address: std::net::IpAddr,
+}
+
+impl ResolvedName {
+    /// Every name `topology` gives for a host, as resolved when it was read.
+    pub fn of(topology: &infra_topology::Topology) -> Vec<ResolvedName> {
+        topology
+            .hosts
+            .iter()
+            .flat_map(|host| {
+                host.resolved_names()
+                    .into_iter()
+                    .map(|(key, name, address)| ResolvedName {
+                        host: host.name.clone(),
+                        key: key.to_owned(),
+                        name: name.to_owned(),
+                        address,
+                    })
+            })
+            .collect()
+    }
 }
 
 /// What a plan converges to.

@@ -47,6 +47,7 @@ pub fn view(plan: &Plan) -> Value {
         "program": program,
         "notes": notes,
         "unreachable": plan.unreachable,
+        "resolved": plan.resolved,
         "errored": !plan.unreachable.is_empty(),
         "diagnostics": plan.unreachable.iter().map(|u| json!({
             "severity": "error",

@@ -75,6 +75,20 @@ pub fn text(plan: &Plan, colour: Colour) -> String {
     let mut out = String::new();
     let summary = plan.summary();
     let triggered = plan.triggered();
+    if !plan.resolved.is_empty() {
+        out.push_str("Host names resolved (the plan uses these addresses):\n");
+        for resolved in &plan.resolved {
+            let _ = writeln!(
+                out,
+                "  {}: {} {} is {}",
+                resolved.host,
+                resolved.key,
+                visible_line(&resolved.name),
+                resolved.address
+            );
+        }
+        out.push('\n');
+    }
     if plan.has_changes() {
         out.push_str("infra will perform the following actions:\n");
     }

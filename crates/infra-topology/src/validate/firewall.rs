@@ -1,5 +1,6 @@
 //! `firewall:` and `lab:`.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -61,8 +62,34 @@ impl Checker<'_, '_> {
         hosts: &[(Position, Host)],
         lb: Option<&LoadBalancer>,
     ) -> Lab {
+        let release = raw
+            .lab
+            .release
+            .as_ref()
+            .map(|r| r.value)
+            .unwrap_or_default();
+        let mut releases = BTreeMap::new();
+        for (name, settings) in raw.lab.hosts.iter().flat_map(|h| h.value.iter()) {
+            let Some((_, host)) = hosts.iter().find(|(_, h)| h.name.as_str() == name.value) else {
+                self.error(
+                    name.position,
+                    format!("`lab.hosts` names `{}`, which is not a host", name.value),
+                )
+                .expected("a host declared under `hosts:`");
+                continue;
+            };
+            if let Some(own) = &settings.release
+                && own.value != release
+            {
+                releases.insert(host.name.clone(), own.value);
+            }
+        }
         let Some(subnet) = &raw.lab.subnet else {
-            return Lab { subnet: None };
+            return Lab {
+                subnet: None,
+                release,
+                releases,
+            };
         };
         let Ok(net) = subnet.value.parse::<IpNet>() else {
             self.error(
@@ -70,7 +97,11 @@ impl Checker<'_, '_> {
                 format!("`{}` is not a subnet", subnet.value),
             )
             .expected("a CIDR network such as `10.77.0.0/24`");
-            return Lab { subnet: None };
+            return Lab {
+                subnet: None,
+                release,
+                releases,
+            };
         };
         let mut outside: Vec<String> = hosts
             .iter()
@@ -94,6 +125,8 @@ impl Checker<'_, '_> {
         }
         Lab {
             subnet: Some(net.trunc()),
+            release,
+            releases,
         }
     }
 }

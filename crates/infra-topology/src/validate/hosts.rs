@@ -23,6 +23,7 @@ impl Checker<'_, '_> {
         }
         let default_become = raw.defaults.become_method.as_ref().map(|b| b.value);
         let mut seen: BTreeMap<IpAddr, String> = BTreeMap::new();
+        let mut ssh_targets: BTreeMap<(IpAddr, u16), String> = BTreeMap::new();
         let mut hosts = Vec::new();
         for (name, host) in &raw.hosts.value {
             let position = name.position;
@@ -36,7 +37,34 @@ impl Checker<'_, '_> {
                 .hint("names end up in file paths, container names and shell commands");
             }
             let address = self.address(&host.address, &name.value, &mut seen);
-            let ssh = self.ssh(&raw.defaults.ssh, host.ssh.as_ref());
+            let mut ssh = self.ssh(&raw.defaults.ssh, host.ssh.as_ref());
+            if let Some(given) = &host.ssh_address
+                && let Some((resolved, from_name)) =
+                    self.resolve(given, &format!("`{}`'s `ssh_address`", name.value))
+            {
+                ssh.address = Some(resolved);
+                ssh.address_name = from_name;
+            }
+            if let Some((resolved, _)) = &address {
+                let target = (ssh.address.unwrap_or(*resolved), ssh.port);
+                match ssh_targets.get(&target) {
+                    Some(other) if ssh.jump.is_empty() => {
+                        let message = format!(
+                            "`{other}` and `{}` are both reached over SSH at {} port {}",
+                            name.value, target.0, target.1
+                        );
+                        let at = host
+                            .ssh_address
+                            .as_ref()
+                            .map_or(host.address.position, |a| a.position);
+                        self.error(at, message)
+                            .expected("a different `ssh_address` or `ssh.port` for every host");
+                    }
+                    _ => {
+                        ssh_targets.insert(target, name.value.clone());
+                    }
+                }
+            }
             let become_method = host
                 .become_method
                 .as_ref()
@@ -47,12 +75,13 @@ impl Checker<'_, '_> {
                 } else {
                     Become::Sudo
                 });
-            if let (Some(name), Some(address)) = (checked, address) {
+            if let (Some(name), Some((address, address_name))) = (checked, address) {
                 hosts.push((
                     position,
                     Host {
                         name,
                         address,
+                        address_name,
                         ssh,
                         become_method,
                     },
@@ -62,21 +91,23 @@ impl Checker<'_, '_> {
         hosts
     }
 
-    /// A host's address: an IP address, unique, unicast, and written in its plain form (an
-    /// IPv4-mapped IPv6 address is the IPv4 host under another spelling).
+    /// A host's address: an IP address or a DNS name resolved to one, unique, unicast, and
+    /// written in its plain form (an IPv4-mapped IPv6 address is the IPv4 host under another
+    /// spelling). Returns the address and the name it came from.
     fn address(
         &mut self,
         value: &Sp<String>,
         host: &str,
         seen: &mut BTreeMap<IpAddr, String>,
-    ) -> Option<IpAddr> {
-        let Ok(address) = value.value.parse::<IpAddr>() else {
-            let message = format!("`{}` is not an IP address", value.value);
-            self.error(value.position, message)
-                .expected("an IPv4 or IPv6 address such as `10.77.0.21`")
-                .hint("host names are not resolved: give the address itself");
-            return None;
-        };
+    ) -> Option<(IpAddr, Option<String>)> {
+        let (address, name) = self.resolve(value, &format!("the address of `{host}`"))?;
+        if name.is_some() {
+            // A resolved name's address is taken in its plain form.
+            let canonical = address.to_canonical();
+            return self
+                .unique_unicast(value, host, canonical, seen)
+                .map(|a| (a, name));
+        }
         let canonical = address.to_canonical();
         if canonical != address {
             self.error(
@@ -86,6 +117,18 @@ impl Checker<'_, '_> {
             .expected(format!("`{canonical}`"))
             .hint("the firewall, the database accounts and the lab compare addresses as written");
         }
+        self.unique_unicast(value, host, canonical, seen)
+            .map(|a| (a, None))
+    }
+
+    /// `address` of `host` if no other host has it and it is a unicast address.
+    fn unique_unicast(
+        &mut self,
+        value: &Sp<String>,
+        host: &str,
+        canonical: IpAddr,
+        seen: &mut BTreeMap<IpAddr, String>,
+    ) -> Option<IpAddr> {
         if let Some(other) = seen.get(&canonical) {
             let message = format!("address `{canonical}` is used by `{other}` and `{host}`");
             self.error(value.position, message)
@@ -99,6 +142,56 @@ impl Checker<'_, '_> {
                 .expected("a unicast address");
         }
         Some(canonical)
+    }
+
+    /// `value` as an IP address, or the one address its DNS name resolves to (one IPv4
+    /// address, else one IPv6 address), with the name. `what` says whose address it is.
+    fn resolve(&mut self, value: &Sp<String>, what: &str) -> Option<(IpAddr, Option<String>)> {
+        if let Ok(address) = value.value.parse::<IpAddr>() {
+            return Some((address, None));
+        }
+        if !rules::is_dns_name(&value.value) || rules::looks_numeric(&value.value) {
+            let message = format!("`{}` is not an IP address or a DNS name", value.value);
+            self.error(value.position, message).expected(
+                "an IPv4 or IPv6 address such as `10.77.0.21`, or a DNS name such as `web1.example.com`",
+            );
+            return None;
+        }
+        let found = match (self.resolve_name)(&value.value) {
+            Ok(found) => found,
+            Err(reason) => {
+                let message = format!("`{}` ({what}) does not resolve: {reason}", value.value);
+                self.error(value.position, message)
+                    .expected("a name this machine resolves, or the address itself");
+                return None;
+            }
+        };
+        let mut found: Vec<IpAddr> = found.iter().map(IpAddr::to_canonical).collect();
+        found.sort();
+        found.dedup();
+        let v4: Vec<IpAddr> = found.iter().copied().filter(IpAddr::is_ipv4).collect();
+        let pick = match (v4.as_slice(), found.as_slice()) {
+            ([one], _) => Some(*one),
+            ([], [one]) => Some(*one),
+            _ => None,
+        };
+        let Some(address) = pick else {
+            let listed: Vec<String> = found.iter().map(ToString::to_string).collect();
+            let message = if found.is_empty() {
+                format!("`{}` ({what}) resolves to no address", value.value)
+            } else {
+                format!(
+                    "`{}` ({what}) resolves to several addresses: {}",
+                    value.value,
+                    listed.join(", ")
+                )
+            };
+            self.error(value.position, message)
+                .expected("a name with one IPv4 address (or one IPv6 address), or the address itself")
+                .hint("the firewall and the database accounts are written with the one address the host is reached at");
+            return None;
+        };
+        Some((address, Some(value.value.clone())))
     }
 
     fn ssh(&mut self, defaults: &raw::RawSsh, own: Option<&raw::RawSsh>) -> Ssh {
@@ -151,6 +244,8 @@ impl Checker<'_, '_> {
             port: port.map_or(22, |p| p.value),
             identity_file,
             jump: hops,
+            address: None,
+            address_name: None,
         }
     }
 
@@ -217,5 +312,111 @@ impl Checker<'_, '_> {
             ),
         });
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use crate::{LoadError, SourceFile, Topology, load_source_resolving};
+
+    /// A resolver that knows a few names and says why it cannot resolve the others.
+    fn resolve(name: &str) -> Result<Vec<IpAddr>, String> {
+        let found: &[&str] = match name {
+            "web1.example.test" => &["10.9.0.21"],
+            "dual.example.test" => &["2001:db8::21", "10.9.0.22"],
+            "two.example.test" => &["10.9.0.23", "10.9.0.24"],
+            "bastion.example.test" => &["203.0.113.7"],
+            _ => return Err("Name or service not known".to_owned()),
+        };
+        Ok(found.iter().filter_map(|a| a.parse().ok()).collect())
+    }
+
+    fn load(hosts: &str) -> Result<Topology, String> {
+        let text = format!("name: t\nhosts:\n{hosts}");
+        let source = SourceFile::new("t.yaml", text);
+        match load_source_resolving(source, &|_| None, &resolve) {
+            Ok(loaded) => Ok(loaded.topology),
+            Err(LoadError::Invalid { diagnostics, .. }) => Err(diagnostics
+                .sorted()
+                .iter()
+                .filter(|d| d.severity == crate::diagnostic::Severity::Error)
+                .map(|d| format!("{}:{}: {}", d.position.line, d.position.column, d.message))
+                .collect::<Vec<_>>()
+                .join("\n")),
+            Err(other) => Err(other.to_string()),
+        }
+    }
+
+    #[test]
+    fn a_host_named_in_dns_gets_the_address_its_name_resolves_to() {
+        let topology = load(
+            "  web1: { address: web1.example.test }\n  web2: { address: dual.example.test }\n",
+        )
+        .expect("valid");
+        let web1 = &topology.hosts[0];
+        assert_eq!(web1.address.to_string(), "10.9.0.21");
+        assert_eq!(web1.address_name.as_deref(), Some("web1.example.test"));
+        assert_eq!(web1.ssh_address(), web1.address);
+        // Both families: the IPv4 address is the one.
+        assert_eq!(topology.hosts[1].address.to_string(), "10.9.0.22");
+    }
+
+    #[test]
+    fn ssh_goes_to_the_ssh_address_while_the_tiers_use_the_address() {
+        let topology = load(
+            "  web1: { address: 10.9.0.21, ssh_address: bastion.example.test, ssh: { port: 2201 } }\n  web2: { address: 10.9.0.22, ssh_address: 203.0.113.7, ssh: { port: 2202 } }\n",
+        )
+        .expect("valid: one public address, a port per host");
+        let web1 = &topology.hosts[0];
+        assert_eq!(web1.address.to_string(), "10.9.0.21");
+        assert_eq!(web1.ssh_address().to_string(), "203.0.113.7");
+        assert_eq!(
+            web1.resolved_names(),
+            [(
+                "ssh_address",
+                "bastion.example.test",
+                "203.0.113.7".parse::<IpAddr>().expect("address")
+            )]
+        );
+        assert_eq!(topology.hosts[1].ssh_address().to_string(), "203.0.113.7");
+    }
+
+    #[test]
+    fn names_that_do_not_resolve_to_one_address_are_errors_at_their_position() {
+        let error = load("  web1: { address: nowhere.example.test }\n").expect_err("unresolved");
+        assert_eq!(
+            error,
+            "3:20: `nowhere.example.test` (the address of `web1`) does not resolve: Name or service not known"
+        );
+        let error = load("  web1: { address: two.example.test }\n").expect_err("ambiguous");
+        assert_eq!(
+            error,
+            "3:20: `two.example.test` (the address of `web1`) resolves to several addresses: 10.9.0.23, 10.9.0.24"
+        );
+        let error = load("  web1: { address: 10.9.0.21, ssh_address: nowhere.example.test }\n")
+            .expect_err("unresolved ssh_address");
+        assert!(
+            error.contains("(`web1`'s `ssh_address`) does not resolve"),
+            "{error}"
+        );
+        // A mistyped address is never looked up as a name.
+        let error = load("  web1: { address: 10.9.0.300 }\n").expect_err("not an address");
+        assert_eq!(
+            error,
+            "3:20: `10.9.0.300` is not an IP address or a DNS name"
+        );
+    }
+
+    #[test]
+    fn a_name_and_an_address_of_the_same_host_are_one_address_twice() {
+        let error =
+            load("  web1: { address: web1.example.test }\n  web2: { address: 10.9.0.21 }\n")
+                .expect_err("duplicate");
+        assert!(
+            error.contains("address `10.9.0.21` is used by `web1` and `web2`"),
+            "{error}"
+        );
     }
 }

@@ -25,6 +25,19 @@ use crate::source::Position;
 /// environment it read once; tests pass a map).
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
+/// Resolves a host's DNS name to its addresses, or says why it cannot (the binary uses the
+/// system's resolver, [`resolve_system`]; tests pass a map).
+pub type Resolve<'a> = &'a dyn Fn(&str) -> Result<Vec<std::net::IpAddr>, String>;
+
+/// The system's resolver (`getaddrinfo`: `/etc/hosts`, then DNS, as `/etc/nsswitch.conf` says).
+pub fn resolve_system(name: &str) -> Result<Vec<std::net::IpAddr>, String> {
+    use std::net::ToSocketAddrs as _;
+    (name, 0)
+        .to_socket_addrs()
+        .map(|found| found.map(|a| a.ip()).collect())
+        .map_err(|e| e.to_string())
+}
+
 /// Checks `raw` and builds the model. Returns `None` when any error was found; every finding
 /// (errors and warnings) is added to `diagnostics`. `topology_file` is the file itself, which
 /// an upload folder may not contain.
@@ -33,12 +46,14 @@ pub(crate) fn validate(
     base_dir: &Path,
     topology_file: &Path,
     env: EnvLookup<'_>,
+    resolve_name: Resolve<'_>,
     diagnostics: &mut Diagnostics,
 ) -> Option<Topology> {
     let mut checker = Checker {
         base_dir,
         topology_file,
         env,
+        resolve_name,
         diagnostics,
         suggestions_left: SUGGESTION_BUDGET,
         secret_files: Vec::new(),
@@ -55,6 +70,7 @@ pub(crate) struct Checker<'a, 'd> {
     base_dir: &'a Path,
     topology_file: &'a Path,
     env: EnvLookup<'a>,
+    resolve_name: Resolve<'a>,
     diagnostics: &'d mut Diagnostics,
     suggestions_left: usize,
     /// Files read as `${file:...}` secrets (canonical paths), with the key that named them.

@@ -3,7 +3,7 @@
 use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
 
-use infra_exec::lab::{self, HostOutcome, Recreate, Reporter, UpOptions};
+use infra_exec::lab::{self, HostOutcome, ImageSource, Recreate, Reporter, UpOptions};
 
 use crate::cli::LabCommand;
 use crate::exit::Exit;
@@ -65,12 +65,24 @@ pub fn run(settings: &Settings, command: &LabCommand) -> anyhow::Result<Exit> {
             let report = runtime
                 .block_on(lab::up(&topology, &options, &reporter))
                 .map_err(lab_error)?;
+            let images: Vec<String> = report
+                .images
+                .iter()
+                .map(|(release, source)| {
+                    let how = match source {
+                        ImageSource::Cached => "cached",
+                        ImageSource::BuiltFromDebianImage => "built from the Debian image",
+                        ImageSource::BuiltWithDebootstrap => "built with debootstrap",
+                    };
+                    format!("{} {how}", lab::image(*release))
+                })
+                .collect();
             crate::outln!(
-                "lab `{}` is up on network `{}` ({}): image {:?} in {:.1} s, hosts ready in {:.1} s",
+                "lab `{}` is up on network `{}` ({}): {} in {:.1} s, hosts ready in {:.1} s",
                 report.layout.topology,
                 report.layout.network,
                 report.layout.subnet,
-                report.image,
+                images.join(", "),
                 report.image_time.as_secs_f64(),
                 report.hosts_time.as_secs_f64()
             );
@@ -81,10 +93,11 @@ pub fn run(settings: &Settings, command: &LabCommand) -> anyhow::Result<Exit> {
                     HostOutcome::Created => "created",
                 };
                 crate::outln!(
-                    "  {:<12} {:<16} {:<8} {}",
+                    "  {:<12} {:<16} {:<8} {:<9} {}",
                     host.name,
                     host.address,
                     outcome,
+                    host.release.codename(),
                     host.container
                 );
             }

@@ -322,6 +322,7 @@ fn rm(settings: &Settings, args: &StateRmArgs) -> anyhow::Result<Exit> {
                 unreachable: Vec::new(),
             }],
             unreachable: Vec::new(),
+            resolved: Vec::new(),
         };
         let facts = gathered.facts_by_host();
         let execution = Execution {

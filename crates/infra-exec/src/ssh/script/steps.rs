@@ -462,6 +462,19 @@ fn compile(script: &mut String, job: &Job<'_>, kind: &StepKind) {
                 list = packages(list),
                 deps = quote(&deps.join(" ")),
             );
+            for leftover in infra_plan::paths::LEFTOVERS
+                .iter()
+                .filter(|l| list.iter().any(|p| p.as_str() == l.package))
+            {
+                let folders: Vec<String> = leftover.folders.iter().map(|f| quote(f)).collect();
+                let _ = writeln!(
+                    script,
+                    "if grep -qsF -- {marker} {file}; then rm -f {file}; rmdir {folders} 2>/dev/null; fi",
+                    marker = quote(leftover.marker),
+                    file = quote(leftover.path),
+                    folders = folders.join(" "),
+                );
+            }
         }
         StepKind::RemoveAccounts { users, groups } => {
             for user in users {
@@ -712,10 +725,14 @@ fn compile_sql(script: &mut String, job: &Job<'_>, step: &SqlStep) {
                 return;
             };
             let secret = sql::string(secret.expose());
+            // MASTER_SSL=0 says what a MariaDB 10.11 replica (Debian 12) does by default: an
+            // 11.8 replica (Debian 13) would require TLS, which a 10.11 primary does not offer,
+            // so a mixed tier would never replicate. The tier talks on its private addresses,
+            // and the password is not sent in the clear (the server's challenge).
             (
                 Some(line(&["+replication"])),
                 format!(
-                    "STOP SLAVE;\nRESET SLAVE ALL;\nCHANGE MASTER TO MASTER_HOST={host}, MASTER_PORT={port}, MASTER_USER={user}, MASTER_PASSWORD={secret}, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=5;\nSTART SLAVE;\n",
+                    "STOP SLAVE;\nRESET SLAVE ALL;\nCHANGE MASTER TO MASTER_HOST={host}, MASTER_PORT={port}, MASTER_USER={user}, MASTER_PASSWORD={secret}, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=5, MASTER_SSL=0;\nSTART SLAVE;\n",
                     host = sql::string(&source.to_string()),
                     user = sql::string(user.as_str()),
                 ),

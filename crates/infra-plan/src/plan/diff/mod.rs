@@ -233,6 +233,7 @@ pub fn make(input: PlanInput<'_>) -> Plan {
         hosts,
         waves,
         unreachable: input.unreachable,
+        resolved: Vec::new(),
     }
 }
 
