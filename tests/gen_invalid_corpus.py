@@ -53,7 +53,7 @@ case("undeclared_lb", sub("  hosts: [lb1, lb2]", "  hosts: [lb1, "+M+"lbx]"), "`
 case("duplicate_address", sub("  lb2: { address: 10.9.0.12 }", "  lb2: { address: "+M+"10.9.0.11 }"), "address `10.9.0.11` is used by `lb1` and `lb2`")
 case("invalid_address", sub("  web1: { address: 10.9.0.21 }", "  web1: { address: "+M+"web1_example.com }"), "`web1_example.com` is not an IP address or a DNS name")
 case("hostile_ssh_address", sub("  web1: { address: 10.9.0.21 }", "  web1: { address: 10.9.0.21, ssh_address: "+M+"\"-oProxyCommand=id\" }"), "`-oProxyCommand=id` is not an IP address or a DNS name")
-case("ssh_address_shared", sub("  web1: { address: 10.9.0.21 }", "  web1: { address: 10.9.0.21, ssh_address: "+M+"10.9.0.31 }"), "`app1` and `web1` are both reached over SSH at 10.9.0.31 port 22", "a different `ssh_address` or `ssh.port` for every host")
+case("ssh_address_shared", sub("  web1: { address: 10.9.0.21 }", "  web1: { address: 10.9.0.21, ssh_address: "+M+"10.9.0.31 }"), "`app1` and `web1` are both reached over SSH at 10.9.0.31 port 22", "a different `ssh_address` or port for every host")
 case("lab_host_unknown", BASE + "lab:\n  hosts:\n    "+M+"db9: { release: trixie }\n", "`lab.hosts` names `db9`, which is not a host")
 case("lab_release_unknown", BASE + "lab:\n  release: "+M+"buster\n", "buster")
 case("invalid_host_name", sub("  db2: { address: 10.9.0.42 }", "  "+M+"DB_2: { address: 10.9.0.42 }").replace("replicas: [db2]", "replicas: [DB_2]"), "`DB_2` is not a valid host name")

@@ -301,7 +301,7 @@ fn a_host_given_by_name_plans_and_applies(path: &Path) {
         )
         .replace(
             "  gamma: { address: 10.231.13.13 }",
-            "  gamma: { address: gamma.preflight-test.infra.test, ssh_address: localhost, ssh: { port: 2213 } }",
+            "  gamma: { address: gamma.preflight-test.infra.test, ssh_address: \"localhost:2213\" }",
         );
     std::fs::write(path.join("infra.yaml"), &named).expect("write topology");
     let up = infra(path, &["lab", "up"]);

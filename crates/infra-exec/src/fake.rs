@@ -850,6 +850,7 @@ impl FakeHost {
                 port,
                 user,
                 password: of,
+                ..
             } => {
                 if !up {
                     return Err(down());

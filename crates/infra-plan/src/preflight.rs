@@ -277,6 +277,14 @@ mod tests {
     #[test]
     fn a_fit_host_passes() {
         assert_eq!(messages(&facts(|_| {})), []);
+        assert!(
+            messages(&facts(|f| f.os = Some("debian 13".to_owned()))).is_empty(),
+            "Debian 13 is supported"
+        );
+        assert_eq!(super::supported("debian 12"), Some(Release::Bookworm));
+        assert_eq!(super::supported("debian 13"), Some(Release::Trixie));
+        assert_eq!(super::supported("debian 14"), None);
+        assert_eq!(super::supported("ubuntu 13"), None);
     }
 
     #[test]

@@ -188,6 +188,12 @@ impl Host {
         self.ssh.address.unwrap_or(self.address)
     }
 
+    /// The port `infra` connects to: the one `ssh_address` names, else `ssh.port` (where sshd
+    /// listens, and what the firewall opens).
+    pub fn ssh_port(&self) -> u16 {
+        self.ssh.address_port.unwrap_or(self.ssh.port)
+    }
+
     /// The DNS names the topology gives for this host, each with what it is for and the
     /// address it resolved to.
     pub fn resolved_names(&self) -> Vec<(&'static str, &str, IpAddr)> {
@@ -218,6 +224,8 @@ pub struct Ssh {
     pub address: Option<IpAddr>,
     /// The DNS name `address` was resolved from, when the topology gives a name.
     pub address_name: Option<String>,
+    /// The port to connect to when `ssh_address` names one (a port forward to `port`).
+    pub address_port: Option<u16>,
 }
 
 /// How commands get root on a host.

@@ -137,7 +137,8 @@ pub struct RawHost {
     /// IPv4 address, or one IPv6 address): the tiers, the firewall and the lab use the address.
     pub address: Sp<String>,
     /// Where `infra` connects over SSH when that is not `address` (for example a public address
-    /// while the tiers talk on a private one): an IP address or a DNS name, resolved the same way.
+    /// while the tiers talk on a private one): an IP address or a DNS name, resolved the same way,
+    /// with `:PORT` when a port forward listens on another port than `ssh.port` (`[IPV6]:PORT`).
     pub ssh_address: Option<Sp<String>>,
     /// SSH settings for this host only.
     pub ssh: Option<RawSsh>,

@@ -65,12 +65,13 @@ pub fn is_dns_name(text: &str) -> bool {
         })
 }
 
-/// Whether a would-be DNS name is made of digits and dots only (a mistyped address such as
-/// `10.0.0.300`, never a name to look up).
+/// Whether a would-be DNS name reads as a number: its last label does not start with a letter,
+/// as no top-level domain does. Such text is a mistyped address (`10.0.0.300`), or one the C
+/// library would read as an address itself (`0x7f000001`, `127.1`): never a name to look up.
 pub fn looks_numeric(text: &str) -> bool {
     text.rsplit('.')
         .next()
-        .is_some_and(|last| last.chars().all(|c| c.is_ascii_digit()))
+        .is_none_or(|last| !last.starts_with(|c: char| c.is_ascii_alphabetic()))
 }
 
 /// A network interface name as Linux allows it (≤ 15 bytes, no `/`, no white space).
@@ -131,7 +132,12 @@ pub enum SecretFormat {
     SystemdEnvironment,
     /// A SQL string literal, quoted by `infra_plan::sql`: only non-printable characters are out.
     Sql,
-    /// The password in the Go data source name MariaDB's exporter connects with: the exporter
+    /// A triple-quoted value (`"""..."""`) in the MariaDB exporter's client file, read by the
+    /// Go `ini` parser: `"` could close the quotes early, and `\` is kept out as the parser
+    /// may read it as an escape.
+    ClientFile,
+    /// The password in the Go data source name MariaDB's exporter connects with (Debian 12's
+    /// exporter builds one from the client file): the exporter
     /// appends its own `?` parameters after a `&` when the name already holds a `?`, which
     /// then lands in the database name (`Access denied ... to database '&lock_wait_timeout=2'`).
     DataSourceName,
@@ -145,6 +151,7 @@ impl SecretFormat {
             SecretFormat::Keepalived => &['!', '"', '#', '{', '}'],
             SecretFormat::SystemdEnvironment => &['"', '\\'],
             SecretFormat::Sql => &[],
+            SecretFormat::ClientFile => &['"', '\\'],
             SecretFormat::DataSourceName => &['?'],
         }
     }
@@ -156,6 +163,7 @@ impl SecretFormat {
             SecretFormat::Keepalived => "`keepalived.conf`",
             SecretFormat::SystemdEnvironment => "a systemd environment file",
             SecretFormat::Sql => "SQL",
+            SecretFormat::ClientFile => "the MariaDB exporter's client file",
             SecretFormat::DataSourceName => "the MariaDB exporter's data source name",
         }
     }

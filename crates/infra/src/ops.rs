@@ -496,3 +496,39 @@ pub fn held(host: &HostName, fact: &LockFact, settings: &Settings) -> anyhow::Er
     }
     anyhow::Error::new(Hinted::new(message, hint).on(host))
 }
+
+#[cfg(test)]
+mod tests {
+    use infra_plan::hash::{Fingerprint, Sha256};
+    use infra_plan::plan::{FORMAT_VERSION, Plan, PlanMode, ResolvedName};
+    use infra_topology::{HostName, Name};
+
+    fn plan(web1_is: &str) -> Plan {
+        Plan {
+            format_version: FORMAT_VERSION.to_owned(),
+            mode: PlanMode::Apply,
+            topology: Name::new("t").expect("name"),
+            desired: Fingerprint::from(&Sha256::of(b"the same desired state")),
+            hosts: Vec::new(),
+            waves: Vec::new(),
+            unreachable: Vec::new(),
+            resolved: vec![ResolvedName {
+                host: HostName::new("web1".to_owned()).expect("name"),
+                key: "address".to_owned(),
+                name: "web1.example.test".to_owned(),
+                address: web1_is.parse().expect("address"),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_saved_plan_is_stale_once_a_host_name_resolves_elsewhere() {
+        assert!(super::stale(&plan("10.0.0.21"), &plan("10.0.0.21")).is_ok());
+        let stale = super::stale(&plan("10.0.0.21"), &plan("10.0.0.99")).expect_err("moved");
+        assert_eq!(
+            stale.reason,
+            "`web1.example.test` (web1's address) resolved to 10.0.0.21 when it was made, and to 10.0.0.99 now"
+        );
+        assert_eq!(stale.host.map(|h| h.to_string()).as_deref(), Some("web1"));
+    }
+}

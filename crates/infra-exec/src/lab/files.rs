@@ -98,12 +98,23 @@ impl LabFiles {
             self.ssh_config().display()
         );
         for host in &layout.hosts {
+            // A host is named by its container, and by its address when no other host shares it.
+            let shared = layout
+                .hosts
+                .iter()
+                .filter(|h| h.ssh_address == host.ssh_address)
+                .count()
+                > 1;
+            let names = if shared {
+                host.container.clone()
+            } else {
+                format!("{} {}", host.ssh_address, host.container)
+            };
             let _ = write!(
                 config,
-                "\nHost {address} {container}\n    HostName {address}\n    Port {port}\n    User {user}\n    IdentityFile {key}\n    IdentitiesOnly yes\n    UserKnownHostsFile {known}\n    StrictHostKeyChecking yes\n    GlobalKnownHostsFile /dev/null\n    PasswordAuthentication no\n    BatchMode yes\n",
+                "\nHost {names}\n    HostName {address}\n    Port {port}\n    User {user}\n    IdentityFile {key}\n    IdentitiesOnly yes\n    UserKnownHostsFile {known}\n    StrictHostKeyChecking yes\n    GlobalKnownHostsFile /dev/null\n    PasswordAuthentication no\n    BatchMode yes\n",
                 address = host.ssh_address,
-                container = host.container,
-                port = host.ssh_port,
+                port = host.connect_port,
                 user = host.user,
                 key = self.key().display(),
                 known = self.known_hosts().display(),

@@ -37,6 +37,8 @@ pub struct LabHost {
     pub container: String,
     /// SSH port sshd listens on.
     pub ssh_port: u16,
+    /// The port SSH connects to at `ssh_address`: `ssh_port`, or the port published for it.
+    pub connect_port: u16,
     /// The login user.
     pub user: String,
     /// The Debian release its container runs.
@@ -95,11 +97,10 @@ impl Layout {
             .hosts()
             .find(|candidate| !used.contains(candidate))
             .ok_or(LabError::NoFreeGateway { subnet })?;
-        if let Some(host) = topology
-            .hosts
-            .iter()
-            .find(|h| h.ssh_address() != h.address && !h.ssh_address().is_loopback())
-        {
+        if let Some(host) = topology.hosts.iter().find(|h| {
+            h.ssh_address() != h.address
+                && !(h.ssh_address().is_loopback() && h.ssh_address().is_ipv4())
+        }) {
             return Err(LabError::SshAddressOutsideLab {
                 host: host.name.to_string(),
                 address: host.ssh_address(),
@@ -114,6 +115,7 @@ impl Layout {
                 ssh_address: h.ssh_address(),
                 container: format!("infra-{}-{}", topology.name, h.name),
                 ssh_port: h.ssh.port,
+                connect_port: h.ssh_port(),
                 user: h.ssh.user.clone(),
                 release: topology.lab.release_of(&h.name),
             })

@@ -79,7 +79,7 @@ pub enum LabError {
     },
     /// A host's `ssh_address` is neither its address nor a loopback address.
     #[error(
-        "the lab cannot reach `{host}` at its ssh_address {address}: a lab host is reached at its address, or at a loopback address its SSH port is published on"
+        "the lab cannot reach `{host}` at its ssh_address {address}: a lab host is reached at its address, or at an IPv4 loopback address its SSH port is published on"
     )]
     SshAddressOutsideLab {
         /// The host.
@@ -578,7 +578,10 @@ async fn start_host(
         args.push("--label");
         args.push(label);
     }
-    let publish = format!("{}:{port}:{port}", host.ssh_address, port = host.ssh_port);
+    let publish = format!(
+        "{}:{}:{}",
+        host.ssh_address, host.connect_port, host.ssh_port
+    );
     if host.ssh_address != host.address {
         args.extend(["--publish", publish.as_str()]);
     }
@@ -592,7 +595,7 @@ async fn start_host(
 fn publishes(bindings: &str, host: &LabHost) -> bool {
     let bindings: serde_json::Value = serde_json::from_str(bindings.trim()).unwrap_or_default();
     let wanted = format!("{}/tcp", host.ssh_port);
-    let (address, port) = (host.ssh_address.to_string(), host.ssh_port.to_string());
+    let (address, port) = (host.ssh_address.to_string(), host.connect_port.to_string());
     let published = bindings
         .as_object()
         .and_then(|b| b.get(&wanted))
@@ -719,17 +722,18 @@ async fn host_keys(host: &LabHost, timeout: Duration) -> Result<Vec<String>, Lab
 }
 
 fn known_hosts_name(host: &LabHost) -> String {
-    if host.ssh_port == 22 {
+    if host.connect_port == 22 {
         host.ssh_address.to_string()
     } else {
-        format!("[{}]:{}", host.ssh_address, host.ssh_port)
+        format!("[{}]:{}", host.ssh_address, host.connect_port)
     }
 }
 
 /// One `ssh ... true` with the lab's config: key, known_hosts, strict checking.
 async fn ssh_answers(host: &LabHost, config: &std::path::Path) -> Result<(), String> {
     let config = config.display().to_string();
-    let address = host.ssh_address.to_string();
+    // By the container's name: its own block of the config (hosts may share an ssh_address).
+    let address = host.container.clone();
     let output = process::run(
         "ssh",
         [
@@ -765,7 +769,7 @@ async fn wait_for_ssh(
             Err(last_error) if Instant::now() > deadline => {
                 return Err(LabError::SshTimeout {
                     host: host.name.clone(),
-                    address: host.address,
+                    address: host.ssh_address,
                     seconds: timeout.as_secs(),
                     last_error,
                 });

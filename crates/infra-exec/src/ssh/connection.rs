@@ -211,7 +211,7 @@ impl Connection {
         let mut builder = SessionBuilder::default();
         builder
             .user(host.ssh.user.clone())
-            .port(host.ssh.port)
+            .port(host.ssh_port())
             .known_hosts_check(match options.host_keys {
                 HostKeyPolicy::Strict => KnownHosts::Strict,
                 HostKeyPolicy::AcceptNew => KnownHosts::Add,
@@ -390,7 +390,7 @@ fn error_text(error: &openssh::Error) -> String {
 
 /// The fingerprints the host offers now (`ssh-keyscan | ssh-keygen -lf -`).
 async fn fingerprints(host: &Host, _known_hosts: Option<&Path>) -> Vec<String> {
-    let port = host.ssh.port.to_string();
+    let port = host.ssh_port().to_string();
     let address = host.ssh_address().to_string();
     let Ok(scan) = process::run(
         "ssh-keyscan",

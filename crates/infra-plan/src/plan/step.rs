@@ -334,6 +334,11 @@ pub enum SqlStep {
         user: SqlName,
         /// Whose password.
         password: PasswordOf,
+        /// Whether the primary offers TLS (MariaDB 11.8, Debian 13), so the replica keeps its
+        /// default. Otherwise (MariaDB 10.11, Debian 12, or a primary not read) the replica is
+        /// told `MASTER_SSL=0`: an 11.8 replica would demand TLS a 10.11 primary does not offer.
+        #[serde(default)]
+        primary_tls: bool,
     },
     /// Stop replicating and forget the primary.
     StopReplication,

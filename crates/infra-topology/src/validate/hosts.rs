@@ -23,7 +23,7 @@ impl Checker<'_, '_> {
         }
         let default_become = raw.defaults.become_method.as_ref().map(|b| b.value);
         let mut seen: BTreeMap<IpAddr, String> = BTreeMap::new();
-        let mut ssh_targets: BTreeMap<(IpAddr, u16), String> = BTreeMap::new();
+        let mut ssh_targets: BTreeMap<(IpAddr, u16, Vec<String>), (String, bool)> = BTreeMap::new();
         let mut hosts = Vec::new();
         for (name, host) in &raw.hosts.value {
             let position = name.position;
@@ -39,16 +39,23 @@ impl Checker<'_, '_> {
             let address = self.address(&host.address, &name.value, &mut seen);
             let mut ssh = self.ssh(&raw.defaults.ssh, host.ssh.as_ref());
             if let Some(given) = &host.ssh_address
-                && let Some((resolved, from_name)) =
-                    self.resolve(given, &format!("`{}`'s `ssh_address`", name.value))
+                && let Some((resolved, from_name, port)) = self.ssh_address(given, &name.value)
             {
                 ssh.address = Some(resolved);
                 ssh.address_name = from_name;
+                ssh.address_port = port;
             }
+            // Two hosts at one SSH address and port (with the same jump hosts) are one host
+            // to ssh. Equal addresses are reported as such; this is for `ssh_address`.
             if let Some((resolved, _)) = &address {
-                let target = (ssh.address.unwrap_or(*resolved), ssh.port);
+                let target = (
+                    ssh.address.unwrap_or(*resolved),
+                    ssh.address_port.unwrap_or(ssh.port),
+                    ssh.jump.clone(),
+                );
+                let explicit = host.ssh_address.is_some();
                 match ssh_targets.get(&target) {
-                    Some(other) if ssh.jump.is_empty() => {
+                    Some((other, other_explicit)) if explicit || *other_explicit => {
                         let message = format!(
                             "`{other}` and `{}` are both reached over SSH at {} port {}",
                             name.value, target.0, target.1
@@ -58,10 +65,11 @@ impl Checker<'_, '_> {
                             .as_ref()
                             .map_or(host.address.position, |a| a.position);
                         self.error(at, message)
-                            .expected("a different `ssh_address` or `ssh.port` for every host");
+                            .expected("a different `ssh_address` or port for every host");
                     }
-                    _ => {
-                        ssh_targets.insert(target, name.value.clone());
+                    Some(_) => {}
+                    None => {
+                        ssh_targets.insert(target, (name.value.clone(), explicit));
                     }
                 }
             }
@@ -104,6 +112,16 @@ impl Checker<'_, '_> {
         if name.is_some() {
             // A resolved name's address is taken in its plain form.
             let canonical = address.to_canonical();
+            if canonical.is_loopback() {
+                self.warning(
+                    value.position,
+                    format!(
+                        "`{}` (the address of `{host}`) resolves to {canonical}, a loopback address",
+                        value.value
+                    ),
+                )
+                .hint("the other tiers reach a host at its address, and its firewall rules and database accounts name it: /etc/hosts may map this machine's own name to 127.0.1.1");
+            }
             return self
                 .unique_unicast(value, host, canonical, seen)
                 .map(|a| (a, name));
@@ -142,6 +160,52 @@ impl Checker<'_, '_> {
                 .expected("a unicast address");
         }
         Some(canonical)
+    }
+
+    /// A host's `ssh_address`: an IP address or DNS name, with a port after `:` when ssh
+    /// connects to another port than `ssh.port` (a port forward: the firewall still opens
+    /// `ssh.port`, where sshd listens). IPv6 with a port is bracketed: `[2001:db8::1]:2201`.
+    fn ssh_address(
+        &mut self,
+        value: &Sp<String>,
+        host: &str,
+    ) -> Option<(IpAddr, Option<String>, Option<u16>)> {
+        let text = value.value.as_str();
+        let (address, port) = if let Some(inner) = text.strip_prefix('[') {
+            match inner.split_once("]:") {
+                Some((address, port)) => (address, Some(port)),
+                None => (inner.strip_suffix(']').unwrap_or(inner), None),
+            }
+        } else {
+            match text.split_once(':') {
+                Some((address, port)) if !port.contains(':') => (address, Some(port)),
+                _ => (text, None),
+            }
+        };
+        let port = match port.map(str::parse::<u16>) {
+            None => None,
+            Some(Ok(port)) if port != 0 => Some(port),
+            Some(_) => {
+                self.error(value.position, format!("`{text}` does not end in a port"))
+                    .expected("`ADDRESS` or `ADDRESS:PORT` (1-65535), `[IPV6]:PORT` for IPv6");
+                return None;
+            }
+        };
+        let part = Sp {
+            value: address.to_owned(),
+            position: value.position,
+        };
+        let (resolved, name) = self.resolve(&part, &format!("`{host}`'s `ssh_address`"))?;
+        let canonical = resolved.to_canonical();
+        if canonical.is_unspecified() || canonical.is_multicast() {
+            self.error(
+                value.position,
+                format!("`{canonical}` cannot be an SSH address"),
+            )
+            .expected("a unicast address");
+            return None;
+        }
+        Some((canonical, name, port))
     }
 
     /// `value` as an IP address, or the one address its DNS name resolves to (one IPv4
@@ -246,6 +310,7 @@ impl Checker<'_, '_> {
             jump: hops,
             address: None,
             address_name: None,
+            address_port: None,
         }
     }
 
@@ -407,6 +472,61 @@ mod tests {
             error,
             "3:20: `10.9.0.300` is not an IP address or a DNS name"
         );
+    }
+
+    #[test]
+    fn an_ssh_address_may_name_the_port_of_a_forward_and_the_firewall_keeps_ssh_port() {
+        let topology = load(
+            "  web1: { address: 10.9.0.21, ssh_address: \"bastion.example.test:2201\" }\n  web2: { address: 10.9.0.22, ssh_address: \"[2001:db8::7]:2202\" }\n  web3: { address: 10.9.0.23, ssh_address: \"2001:db8::8\", ssh: { port: 2222 } }\n",
+        )
+        .expect("valid");
+        let [web1, web2, web3] = &topology.hosts[..] else {
+            panic!("three hosts");
+        };
+        assert_eq!(
+            (web1.ssh_address().to_string(), web1.ssh_port()),
+            ("203.0.113.7".to_owned(), 2201)
+        );
+        assert_eq!(web1.ssh.port, 22, "sshd's port, which the firewall opens");
+        assert_eq!(
+            (web2.ssh_address().to_string(), web2.ssh_port()),
+            ("2001:db8::7".to_owned(), 2202)
+        );
+        assert_eq!(
+            (web3.ssh_address().to_string(), web3.ssh_port()),
+            ("2001:db8::8".to_owned(), 2222)
+        );
+    }
+
+    #[test]
+    fn ssh_addresses_that_cannot_be_one_hosts_are_refused() {
+        let refused = |hosts: &str, said: &str| {
+            let error = load(hosts).expect_err(said);
+            assert!(error.contains(said), "`{said}` not in: {error}");
+        };
+        refused(
+            "  web1: { address: 10.9.0.21, ssh_address: \"10.9.0.1:0\" }\n",
+            "`10.9.0.1:0` does not end in a port",
+        );
+        refused(
+            "  web1: { address: 10.9.0.21, ssh_address: 0.0.0.0 }\n",
+            "`0.0.0.0` cannot be an SSH address",
+        );
+        refused(
+            "  web1: { address: 10.9.0.21, ssh_address: 0x7f000001 }\n",
+            "`0x7f000001` is not an IP address or a DNS name",
+        );
+        refused(
+            "  web1: { address: 10.9.0.21, ssh_address: \"203.0.113.7:2201\" }\n  web2: { address: 10.9.0.22, ssh_address: \"bastion.example.test:2201\" }\n",
+            "`web1` and `web2` are both reached over SSH at 203.0.113.7 port 2201",
+        );
+        refused(
+            "  web1: { address: 10.9.0.21, ssh_address: \"::ffff:10.9.0.22\" }\n  web2: { address: 10.9.0.22 }\n",
+            "`web1` and `web2` are both reached over SSH at 10.9.0.22 port 22",
+        );
+        // Through different bastions, one address is two hosts.
+        load("  web1: { address: 10.9.0.21, ssh_address: 192.168.0.5, ssh: { jump: a.example.test } }\n  web2: { address: 10.9.0.22, ssh_address: 192.168.0.5, ssh: { jump: b.example.test } }\n")
+            .expect("different jump hosts");
     }
 
     #[test]

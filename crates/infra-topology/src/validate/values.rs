@@ -53,12 +53,13 @@ impl SecretUse {
         formats: &[SecretFormat::Sql],
         length: SecretLength::Usual,
     };
-    /// The database password of MariaDB's exporter: SQL, and the exporter's environment file,
-    /// inside a Go data source name (which splits at its last `@` and `/`).
+    /// The database password of MariaDB's exporter: SQL, and the exporter's client file, from
+    /// which Debian 12's exporter builds a Go data source name (which splits at its last `@`
+    /// and `/`).
     pub const MONITORING_DATABASE: SecretUse = SecretUse {
         formats: &[
             SecretFormat::Sql,
-            SecretFormat::SystemdEnvironment,
+            SecretFormat::ClientFile,
             SecretFormat::DataSourceName,
         ],
         length: SecretLength::Usual,

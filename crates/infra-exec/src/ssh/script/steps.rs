@@ -720,19 +720,21 @@ fn compile_sql(script: &mut String, job: &Job<'_>, step: &SqlStep) {
             port,
             user,
             password: of,
+            primary_tls,
         } => {
             let Some(secret) = known(script, job, of) else {
                 return;
             };
             let secret = sql::string(secret.expose());
-            // MASTER_SSL=0 says what a MariaDB 10.11 replica (Debian 12) does by default: an
-            // 11.8 replica (Debian 13) would require TLS, which a 10.11 primary does not offer,
-            // so a mixed tier would never replicate. The tier talks on its private addresses,
-            // and the password is not sent in the clear (the server's challenge).
+            // A primary without TLS (MariaDB 10.11, Debian 12): the replica is told so, as an
+            // 11.8 replica (Debian 13) would otherwise demand TLS and never replicate. A 10.11
+            // replica does this by default. The tier talks on its private addresses, and the
+            // password is not sent in the clear (the server's challenge).
+            let tls = if *primary_tls { "" } else { ", MASTER_SSL=0" };
             (
                 Some(line(&["+replication"])),
                 format!(
-                    "STOP SLAVE;\nRESET SLAVE ALL;\nCHANGE MASTER TO MASTER_HOST={host}, MASTER_PORT={port}, MASTER_USER={user}, MASTER_PASSWORD={secret}, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=5, MASTER_SSL=0;\nSTART SLAVE;\n",
+                    "STOP SLAVE;\nRESET SLAVE ALL;\nCHANGE MASTER TO MASTER_HOST={host}, MASTER_PORT={port}, MASTER_USER={user}, MASTER_PASSWORD={secret}, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=5{tls};\nSTART SLAVE;\n",
                     host = sql::string(&source.to_string()),
                     user = sql::string(user.as_str()),
                 ),
@@ -923,5 +925,58 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o640);
+    }
+}
+
+#[cfg(test)]
+mod replication {
+    use std::collections::BTreeMap;
+
+    use infra_plan::lock::LockId;
+    use infra_plan::plan::{PasswordOf, SqlStep, Step, StepKind};
+    use infra_topology::{Name, Secret, SecretSource, SqlName};
+
+    /// The replica's `CHANGE MASTER TO` for a primary with or without TLS.
+    fn statement(primary_tls: bool) -> String {
+        let user = SqlName::new("repl").expect("name");
+        let steps = [Step::new(StepKind::Sql(SqlStep::Replicate {
+            source: "10.0.0.41".parse().expect("address"),
+            port: 3306,
+            user: user.clone(),
+            password: PasswordOf(user.clone()),
+            primary_tls,
+        }))];
+        let secret = Secret::new(SecretSource::Env("PW".to_owned()), "pw".to_owned());
+        let passwords = BTreeMap::from([(user, secret)]);
+        let lock = LockId::parse("00000000000000aa").expect("id");
+        let topology = Name::new("t").expect("name");
+        let job = crate::transport::Job {
+            topology: &topology,
+            lock: &lock,
+            steps: &steps,
+            contents: &BTreeMap::new(),
+            passwords: &passwords,
+            expected: &BTreeMap::new(),
+        };
+        let script = super::script(&job);
+        script
+            .lines()
+            .find(|l| l.contains("CHANGE MASTER TO"))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no CHANGE MASTER in:\n{script}"))
+    }
+
+    #[test]
+    fn a_replica_of_a_primary_without_tls_is_told_so_and_of_one_with_tls_keeps_it() {
+        assert!(
+            statement(false).ends_with("MASTER_CONNECT_RETRY=5, MASTER_SSL=0;"),
+            "{}",
+            statement(false)
+        );
+        assert!(
+            statement(true).ends_with("MASTER_CONNECT_RETRY=5;"),
+            "{}",
+            statement(true)
+        );
     }
 }

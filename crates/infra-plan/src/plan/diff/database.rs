@@ -28,6 +28,27 @@ impl HostDiff<'_> {
             .map(|_| paths::unit("mariadb.service"))
     }
 
+    /// Whether the primary at `address` runs a MariaDB that offers TLS without being set up for
+    /// it (11.4 and later: Debian 13), as its facts say.
+    fn primary_offers_tls(&self, address: std::net::IpAddr) -> bool {
+        let Some(primary) = self
+            .input
+            .desired
+            .hosts
+            .iter()
+            .find(|h| h.address == address)
+        else {
+            return false;
+        };
+        self.input
+            .facts
+            .iter()
+            .find(|(name, _)| *name == primary.name)
+            .and_then(|(_, facts)| facts.os.as_deref())
+            .and_then(crate::preflight::supported)
+            .is_some_and(|release| release >= infra_topology::Release::Trixie)
+    }
+
     pub(super) fn database(&mut self) {
         let facts = self.facts.database.clone().unwrap_or_default();
         let mut sql = Vec::new();
@@ -56,6 +77,7 @@ impl HostDiff<'_> {
                         port: source.port,
                         user: source.user.clone(),
                         password: PasswordOf(source.user.clone()),
+                        primary_tls: self.primary_offers_tls(source.host),
                     })));
                 }
                 let before = now.map_or(Value::Null, |r| {
