@@ -355,6 +355,12 @@ fn two_runners_plan_apply_race_crash_and_destroy_on_real_hosts() {
     assert!(!b.path().join(".infra/tls").exists());
     let from_b = b.infra(&["plan", "--detailed-exitcode"]);
     assert_code("B plans after A applied", &from_b, 0);
+    // The trixie replica of the bookworm primary replicates without TLS (10.11 offers none).
+    let replica = a.ssh_ok("db2", "mariadb -e 'SHOW REPLICA STATUS\\G'");
+    assert!(
+        replica.contains("Master_SSL_Allowed: No") && replica.contains("Slave_IO_Running: Yes"),
+        "{replica}"
+    );
     assert!(
         text(&from_b.stdout).contains("No changes."),
         "{}",

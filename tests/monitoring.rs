@@ -116,6 +116,12 @@ fn prometheus_scrapes_every_tier_and_its_alerts_fire_and_clear_on_real_hosts() {
         "a second plan: {}",
         show(&plan)
     );
+    // A Debian 13 primary offers TLS, and its replica keeps MariaDB 11.8's default of using it.
+    let replica = example.ssh_ok("db2", "mariadb -e 'SHOW REPLICA STATUS\\G'");
+    assert!(
+        replica.contains("Master_SSL_Allowed: Yes") && replica.contains("Slave_IO_Running: Yes"),
+        "{replica}"
+    );
 
     // Every target up, as Prometheus's own API says it.
     let targets = wait_for("every target up in Prometheus", 120, || {
