@@ -59,6 +59,8 @@ pub struct Faults {
 /// One fake host's state.
 #[derive(Debug, Clone, Default)]
 pub struct FakeHost {
+    /// `ID VERSION_ID` of its `/etc/os-release` (empty: `debian 12`).
+    pub os: String,
     /// Installed packages and their versions.
     pub packages: BTreeMap<PackageName, String>,
     /// Regular files.
@@ -217,7 +219,11 @@ impl FakeHost {
     fn gather(&self, request: &GatherRequest, now: u64) -> HostFacts {
         let record = self.current_record();
         let mut facts = HostFacts {
-            os: Some("debian 12".to_owned()),
+            os: Some(if self.os.is_empty() {
+                "debian 12".to_owned()
+            } else {
+                self.os.clone()
+            }),
             record: record::parse(&self.journal).ok().flatten(),
             ..HostFacts::default()
         };

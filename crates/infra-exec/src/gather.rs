@@ -73,32 +73,7 @@ pub async fn gather(
         let connector = Arc::clone(&connector);
         async move {
             let transport = connector.connect(&host).await?;
-            let sent = now();
-            let facts = transport.gather(&request).await.and_then(|facts| {
-                let asked = preflight::Asked {
-                    sent,
-                    answered: now(),
-                };
-                let findings = match request.preflight {
-                    Some(_) => preflight::check(&host.name, host.address, &facts, asked),
-                    None => Vec::new(),
-                };
-                let (stops, warns): (Vec<Finding>, Vec<Finding>) = findings
-                    .into_iter()
-                    .partition(|f| f.severity == Severity::Stops);
-                if stops.is_empty() {
-                    Ok((facts, warns))
-                } else {
-                    Err(HostError::Preflight {
-                        message: stops
-                            .iter()
-                            .map(|f| f.message.as_str())
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                        hint: stops.iter().find_map(|f| f.hint.clone()),
-                    })
-                }
-            });
+            let facts = judged(&*transport, &host, &request).await;
             let round_trips = transport.round_trips();
             match facts {
                 Ok(facts) if connections == Connections::Keep => {
@@ -135,6 +110,40 @@ pub async fn gather(
     gathered
 }
 
+/// Gathers `request` over `transport` and judges the preflight it asks for: the facts with
+/// what only warns, or the host's error when something stops it.
+async fn judged(
+    transport: &dyn Transport,
+    host: &Host,
+    request: &GatherRequest,
+) -> Result<(HostFacts, Vec<Finding>), HostError> {
+    let sent = now();
+    let facts = transport.gather(request).await?;
+    let asked = preflight::Asked {
+        sent,
+        answered: now(),
+    };
+    let findings = match request.preflight {
+        Some(_) => preflight::check(&host.name, host.address, &facts, asked),
+        None => Vec::new(),
+    };
+    let (stops, warns): (Vec<Finding>, Vec<Finding>) = findings
+        .into_iter()
+        .partition(|f| f.severity == Severity::Stops);
+    if stops.is_empty() {
+        Ok((facts, warns))
+    } else {
+        Err(HostError::Preflight {
+            message: stops
+                .iter()
+                .map(|f| f.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+            hint: stops.iter().find_map(|f| f.hint.clone()),
+        })
+    }
+}
+
 /// This machine's clock, in seconds since the epoch.
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -151,10 +160,11 @@ pub async fn close_all(transports: impl IntoIterator<Item = Arc<dyn Transport>>)
     while tasks.join_next().await.is_some() {}
 }
 
-/// Gathers again over the connections already open (after another run changed the hosts).
+/// Gathers again over the connections already open (after another run changed the hosts),
+/// judging preflight again as [`gather`] does.
 pub async fn refresh(
     gathered: Gathered,
-    requests: Vec<(HostName, GatherRequest)>,
+    requests: Vec<(Host, GatherRequest)>,
     parallelism: usize,
 ) -> Gathered {
     let Gathered {
@@ -162,24 +172,30 @@ pub async fn refresh(
         mut failed,
         transports,
         round_trips,
-        warnings,
+        warnings: _,
     } = gathered;
-    let items: Vec<HostRequest<GatherRequest>> = requests
+    let items: Vec<HostRequest<(Host, GatherRequest)>> = requests
         .into_iter()
         .filter_map(|(host, request)| {
-            let transport = Arc::clone(transports.get(&host)?);
-            Some((host, (transport, request)))
+            let transport = Arc::clone(transports.get(&host.name)?);
+            Some((host.name.clone(), (transport, (host, request))))
         })
         .collect();
-    let results = for_each_host(items, parallelism, |_, (transport, request)| async move {
-        transport.gather(&request).await
-    })
+    let results = for_each_host(
+        items,
+        parallelism,
+        |_, (transport, (host, request))| async move { judged(&*transport, &host, &request).await },
+    )
     .await;
     let round_trips = round_trips + results.len();
     let mut facts = Vec::new();
+    let mut warnings = Vec::new();
     for (host, result) in results {
         match result {
-            Ok(host_facts) => facts.push((host, host_facts)),
+            Ok((host_facts, warns)) => {
+                warnings.extend(warns.into_iter().map(|w| (host.clone(), w.message)));
+                facts.push((host, host_facts));
+            }
             Err(error) => failed.push((host, error)),
         }
     }

@@ -809,3 +809,54 @@ async fn a_release_migrates_once_before_any_app_host_restarts_and_a_failed_migra
     );
     assert!(!log.iter().any(|l| l.starts_with("app2:")), "{log:#?}");
 }
+
+/// Planning again after another run moved a host (`refresh`, over the open connections) judges
+/// preflight as the first gather did: a host that became unfit meanwhile is an error, not a
+/// host planned on; a host now on Debian 13 is fit.
+#[tokio::test]
+async fn gathering_again_judges_preflight_again() {
+    use infra_exec::gather;
+    use infra_plan::facts::GatherRequest;
+    use infra_plan::preflight::PreflightRequest;
+
+    let lab = Lab::example();
+    let loaded = lab.load();
+    let requests = || -> Vec<(infra_topology::Host, GatherRequest)> {
+        loaded
+            .topology
+            .hosts
+            .iter()
+            .map(|host| {
+                let state = loaded.desired.host(&host.name).expect("a desired state");
+                let mut request = GatherRequest::for_host(&loaded.topology.name, state);
+                request.preflight = Some(PreflightRequest::default());
+                (host.clone(), request)
+            })
+            .collect()
+    };
+    let first = gather::gather(
+        Arc::new(lab.fleet.clone()),
+        requests(),
+        10,
+        gather::Connections::Keep,
+    )
+    .await;
+    assert!(first.failed.is_empty(), "{:?}", first.unreachable());
+    lab.fleet
+        .with_host(&lab.host("db2"), |h| h.os = "debian 11".to_owned());
+    lab.fleet
+        .with_host(&lab.host("web1"), |h| h.os = "debian 13".to_owned());
+    let again = gather::refresh(first, requests(), 10).await;
+    let failed: Vec<String> = again
+        .failed
+        .iter()
+        .map(|(h, e)| format!("{h}: {e}"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].starts_with("db2: ") && failed[0].contains("`db2` runs debian 11"),
+        "{failed:?}"
+    );
+    assert!(again.facts.iter().any(|(h, _)| h.as_str() == "web1"));
+    assert!(!again.facts.iter().any(|(h, _)| h.as_str() == "db2"));
+}

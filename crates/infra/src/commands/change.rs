@@ -399,8 +399,12 @@ async fn prepare_run(
                 output::errln(&format!(
                     "`{host}` was changed by another run while this one planned: planning again"
                 ));
-                gathered =
-                    gather::refresh(gathered, requests(prepared, &hosts, mode), parallelism).await;
+                gathered = gather::refresh(
+                    gathered,
+                    ops::requests(prepared, &hosts, Some(mode)),
+                    parallelism,
+                )
+                .await;
             }
             Err(AcquireError::Moved { host }) => {
                 let error = anyhow::Error::new(
@@ -459,17 +463,6 @@ async fn prepare_run(
         }
         Err(error) => Err((error, gathered)),
     }
-}
-
-fn requests(
-    prepared: &Prepared,
-    hosts: &[infra_topology::Host],
-    mode: PlanMode,
-) -> Vec<(HostName, infra_plan::facts::GatherRequest)> {
-    ops::requests(prepared, hosts, Some(mode))
-        .into_iter()
-        .map(|(host, request)| (host.name, request))
-        .collect()
 }
 
 fn show(plan: &Plan, json: bool, settings: &Settings, progress: &Progress) {
