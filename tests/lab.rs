@@ -11,21 +11,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
+use common::docker;
+
 const TOPOLOGY: &str = "lab-three";
 const ADDRESSES: [&str; 3] = ["10.231.9.11", "10.231.9.12", "10.231.9.13"];
-
-fn docker(args: &[&str]) -> String {
-    let output = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker runs");
-    assert!(
-        output.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 /// Container IDs of the lab, by host label.
 fn container_ids() -> Vec<String> {

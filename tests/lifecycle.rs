@@ -420,8 +420,7 @@ fn two_runners_plan_apply_race_crash_and_destroy_on_real_hosts() {
     // Both releases' exporters read what `infra` wrote: MariaDB's (0.14 on db1, Debian 12; 0.17
     // on db2, Debian 13) log in with the client file's account and hostile password, and Nginx's
     // (0.11 on web1, 1.4 on web2) read stub_status, as Prometheus on mon1 says.
-    let vip_octets = VIP.rsplit_once('.').map_or(VIP, |(net, _)| net);
-    let prometheus = format!("http://{vip_octets}.51:9090/api/v1/query?query=");
+    let prometheus = format!("http://{}:9090/api/v1/query?query=", a.address("mon1"));
     for (metric, hosts) in [("mysql_up", ["db1", "db2"]), ("nginx_up", ["web1", "web2"])] {
         wait_for(&format!("{metric} = 1 on {hosts:?}"), 120, || {
             let Some(answer) = curl(&format!("{prometheus}{metric}")) else {

@@ -60,15 +60,7 @@ fn ssh(dir: &Path, address: &str, command: &str) -> String {
 
 /// Runs `command` in a lab container through Docker (for what would cut SSH off).
 fn docker_exec(container: &str, command: &str) {
-    let output = Command::new("docker")
-        .args(["exec", container, "sh", "-c", command])
-        .output()
-        .expect("docker runs");
-    assert!(
-        output.status.success(),
-        "docker exec {container} {command}: {}",
-        text(&output.stderr)
-    );
+    common::docker(&["exec", container, "sh", "-c", command]);
 }
 
 /// `plan` with the topology `edit` makes, expecting it to stop with `errors`.

@@ -48,6 +48,20 @@ pub const SECRETS: [(&str, &str); 11] = [
     ("CORPUS_QUESTION", "abc?defgh"),
 ];
 
+/// Runs `docker ARGS`, failing the test unless it succeeds; returns its stdout.
+pub fn docker(args: &[&str]) -> String {
+    let output = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs");
+    assert!(
+        output.status.success(),
+        "docker {args:?}: {}",
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
 /// Output bytes as text.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

@@ -126,21 +126,19 @@ pub fn check(host: &HostName, address: IpAddr, facts: &HostFacts, asked: Asked) 
     if let Some(os) = &facts.os
         && supported(os).is_none()
     {
-        {
-            let names: Vec<String> = Release::ALL.into_iter().map(Release::title).collect();
-            findings.push(Finding::stops(
-                format!(
-                    "`{host}` runs {}; `infra` supports {}",
-                    if os.trim().is_empty() {
-                        "an unknown system"
-                    } else {
-                        os.trim()
-                    },
-                    names.join(" and ")
-                ),
-                "use a supported release for this host",
-            ));
-        }
+        let names: Vec<String> = Release::ALL.into_iter().map(Release::title).collect();
+        findings.push(Finding::stops(
+            format!(
+                "`{host}` runs {}; `infra` supports {}",
+                if os.trim().is_empty() {
+                    "an unknown system"
+                } else {
+                    os.trim()
+                },
+                names.join(" and ")
+            ),
+            "use a supported release for this host",
+        ));
     }
     let preflight = &facts.preflight;
     if let Some(free) = preflight.var_free_kib

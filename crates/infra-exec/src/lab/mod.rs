@@ -1,5 +1,6 @@
 //! `infra lab`: one Docker container per topology host, running Debian 12 or 13 (`lab.release`,
-//! or per host `lab.hosts.<host>.release`) with systemd as PID 1 and sshd, on a Docker network of its own at the addresses the topology gives.
+//! or per host `lab.hosts.<host>.release`) with systemd as PID 1 and sshd, on a Docker network
+//! of its own at the addresses the topology gives.
 //!
 //! Every Docker object carries the labels `infra.lab` and `infra.topology=<name>`, so `down`
 //! removes exactly what `up` created and nothing else.
@@ -507,27 +508,11 @@ async fn start_host(
     topology: &str,
 ) -> Result<HostOutcome, LabError> {
     if let Some(container) = container {
-        // The configured address (a stopped container has no live one).
-        let format = format!(
-            "{{{{with index .NetworkSettings.Networks \"{network}\"}}}}{{{{if .IPAMConfig}}}}{{{{.IPAMConfig.IPv4Address}}}}{{{{end}}}}{{{{end}}}}"
-        );
-        let address = docker::docker(&["inspect", "--format", &format, &container.id])
+        let inspected = docker::docker(&["inspect", &container.id])
             .await
             .unwrap_or_default();
-        let image = docker::docker(&["inspect", "--format", "{{.Config.Image}}", &container.id])
-            .await
-            .unwrap_or_default();
-        let published = docker::docker(&[
-            "inspect",
-            "--format",
-            "{{json .HostConfig.PortBindings}}",
-            &container.id,
-        ])
-        .await
-        .unwrap_or_default();
-        let right_place = address.trim() == host.address.to_string()
-            && image.trim() == image::image(host.release)
-            && publishes(&published, host);
+        let inspected: serde_json::Value = serde_json::from_str(&inspected).unwrap_or_default();
+        let right_place = fits(&inspected[0], host, network);
         if right_place && container.state == "running" {
             return Ok(HostOutcome::Kept);
         }
@@ -590,28 +575,34 @@ async fn start_host(
     Ok(HostOutcome::Created)
 }
 
-/// Whether a container's port bindings (`docker inspect`'s JSON) are what `host` needs: its
-/// SSH port published on its `ssh_address` when that is not its address, nothing otherwise.
-fn publishes(bindings: &str, host: &LabHost) -> bool {
-    let bindings: serde_json::Value = serde_json::from_str(bindings.trim()).unwrap_or_default();
-    let wanted = format!("{}/tcp", host.ssh_port);
-    let (address, port) = (host.ssh_address.to_string(), host.connect_port.to_string());
-    let published = bindings
+/// Whether a container (`docker inspect`'s JSON of it) is what `host` needs on `network`: at
+/// its configured address there (a stopped container has no live one), of its release's image,
+/// and with its SSH port published on its `ssh_address` when that is not its address (nothing
+/// published otherwise).
+fn fits(container: &serde_json::Value, host: &LabHost, network: &str) -> bool {
+    let address = &container["NetworkSettings"]["Networks"][network]["IPAMConfig"]["IPv4Address"];
+    let bindings = container["HostConfig"]["PortBindings"]
         .as_object()
-        .and_then(|b| b.get(&wanted))
-        .and_then(serde_json::Value::as_array)
-        .is_some_and(|list| {
-            list.iter().any(|b| {
-                b["HostIp"].as_str() == Some(address.as_str())
-                    && b["HostPort"].as_str() == Some(port.as_str())
-            })
-        });
-    let any = bindings.as_object().is_some_and(|b| !b.is_empty());
-    if host.ssh_address == host.address {
-        !any
-    } else {
-        published
-    }
+        .filter(|b| !b.is_empty());
+    let published = match bindings {
+        None => host.ssh_address == host.address,
+        Some(_) if host.ssh_address == host.address => false,
+        Some(bindings) => {
+            let (address, port) = (host.ssh_address.to_string(), host.connect_port.to_string());
+            bindings
+                .get(&format!("{}/tcp", host.ssh_port))
+                .and_then(serde_json::Value::as_array)
+                .is_some_and(|list| {
+                    list.iter().any(|b| {
+                        b["HostIp"].as_str() == Some(address.as_str())
+                            && b["HostPort"].as_str() == Some(port.as_str())
+                    })
+                })
+        }
+    };
+    address.as_str() == Some(host.address.to_string().as_str())
+        && container["Config"]["Image"].as_str() == Some(image::image(host.release).as_str())
+        && published
 }
 
 /// Installs the lab key for the login user (creating a sudo user if it is not root) and
@@ -823,4 +814,88 @@ pub async fn access(topology: &Topology) -> Option<crate::ssh::LabAccess> {
         key: files.key(),
         known_hosts: files.known_hosts(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{LabHost, fits};
+    use infra_topology::Release;
+
+    fn host(ssh_address: &str, connect_port: u16) -> LabHost {
+        LabHost {
+            name: "gamma".to_owned(),
+            address: "10.0.0.13".parse().expect("address"),
+            ssh_address: ssh_address.parse().expect("address"),
+            ssh_port: 22,
+            connect_port,
+            container: "infra-t-gamma".to_owned(),
+            user: "root".to_owned(),
+            release: Release::Trixie,
+        }
+    }
+
+    fn container(address: &str, image: &str, bindings: serde_json::Value) -> serde_json::Value {
+        json!({
+            "NetworkSettings": { "Networks": { "infra-t": { "IPAMConfig": { "IPv4Address": address } } } },
+            "Config": { "Image": image },
+            "HostConfig": { "PortBindings": bindings },
+        })
+    }
+
+    #[test]
+    fn a_container_is_kept_only_at_its_address_release_and_published_port() {
+        let plain = host("10.0.0.13", 22);
+        let image = "infra-lab:trixie-2";
+        assert!(fits(
+            &container("10.0.0.13", image, json!(null)),
+            &plain,
+            "infra-t"
+        ));
+        assert!(fits(
+            &container("10.0.0.13", image, json!({})),
+            &plain,
+            "infra-t"
+        ));
+        assert!(!fits(
+            &container("10.0.0.14", image, json!({})),
+            &plain,
+            "infra-t"
+        ));
+        assert!(!fits(
+            &container("10.0.0.13", "infra-lab:bookworm-2", json!({})),
+            &plain,
+            "infra-t"
+        ));
+        assert!(!fits(
+            &container("10.0.0.13", image, json!({})),
+            &plain,
+            "other"
+        ));
+
+        let forwarded = host("127.0.0.1", 2213);
+        let published = json!({ "22/tcp": [{ "HostIp": "127.0.0.1", "HostPort": "2213" }] });
+        assert!(fits(
+            &container("10.0.0.13", image, published.clone()),
+            &forwarded,
+            "infra-t"
+        ));
+        assert!(!fits(
+            &container("10.0.0.13", image, json!({})),
+            &forwarded,
+            "infra-t"
+        ));
+        assert!(!fits(
+            &container("10.0.0.13", image, published),
+            &plain,
+            "infra-t"
+        ));
+        let elsewhere = json!({ "22/tcp": [{ "HostIp": "127.0.0.1", "HostPort": "2222" }] });
+        assert!(!fits(
+            &container("10.0.0.13", image, elsewhere),
+            &forwarded,
+            "infra-t"
+        ));
+    }
 }

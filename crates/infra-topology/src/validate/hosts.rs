@@ -12,6 +12,10 @@ use crate::raw::{self, Sp};
 use crate::rules;
 use crate::source::Position;
 
+/// Hosts by where SSH reaches them (address, port, jump hosts), each with whether its
+/// `ssh_address` said so.
+type SshTargets = BTreeMap<(IpAddr, u16, Vec<String>), (String, bool)>;
+
 /// At most this many known names are listed in an "expected" line.
 const LISTED_NAMES: usize = 12;
 
@@ -23,7 +27,7 @@ impl Checker<'_, '_> {
         }
         let default_become = raw.defaults.become_method.as_ref().map(|b| b.value);
         let mut seen: BTreeMap<IpAddr, String> = BTreeMap::new();
-        let mut ssh_targets: BTreeMap<(IpAddr, u16, Vec<String>), (String, bool)> = BTreeMap::new();
+        let mut ssh_targets = SshTargets::new();
         let mut hosts = Vec::new();
         for (name, host) in &raw.hosts.value {
             let position = name.position;
@@ -45,33 +49,8 @@ impl Checker<'_, '_> {
                 ssh.address_name = from_name;
                 ssh.address_port = port;
             }
-            // Two hosts at one SSH address and port (with the same jump hosts) are one host
-            // to ssh. Equal addresses are reported as such; this is for `ssh_address`.
             if let Some((resolved, _)) = &address {
-                let target = (
-                    ssh.address.unwrap_or(*resolved),
-                    ssh.address_port.unwrap_or(ssh.port),
-                    ssh.jump.clone(),
-                );
-                let explicit = host.ssh_address.is_some();
-                match ssh_targets.get(&target) {
-                    Some((other, other_explicit)) if explicit || *other_explicit => {
-                        let message = format!(
-                            "`{other}` and `{}` are both reached over SSH at {} port {}",
-                            name.value, target.0, target.1
-                        );
-                        let at = host
-                            .ssh_address
-                            .as_ref()
-                            .map_or(host.address.position, |a| a.position);
-                        self.error(at, message)
-                            .expected("a different `ssh_address` or port for every host");
-                    }
-                    Some(_) => {}
-                    None => {
-                        ssh_targets.insert(target, (name.value.clone(), explicit));
-                    }
-                }
+                self.ssh_target(&mut ssh_targets, &name.value, host, &ssh, *resolved);
             }
             let become_method = host
                 .become_method
@@ -109,23 +88,7 @@ impl Checker<'_, '_> {
         seen: &mut BTreeMap<IpAddr, String>,
     ) -> Option<(IpAddr, Option<String>)> {
         let (address, name) = self.resolve(value, &format!("the address of `{host}`"))?;
-        if name.is_some() {
-            // A resolved name's address is taken in its plain form.
-            let canonical = address.to_canonical();
-            if canonical.is_loopback() {
-                self.warning(
-                    value.position,
-                    format!(
-                        "`{}` (the address of `{host}`) resolves to {canonical}, a loopback address",
-                        value.value
-                    ),
-                )
-                .hint("the other tiers reach a host at its address, and its firewall rules and database accounts name it: /etc/hosts may map this machine's own name to 127.0.1.1");
-            }
-            return self
-                .unique_unicast(value, host, canonical, seen)
-                .map(|a| (a, name));
-        }
+        // A name's address is already in its plain form; an address given must be written so.
         let canonical = address.to_canonical();
         if canonical != address {
             self.error(
@@ -135,18 +98,16 @@ impl Checker<'_, '_> {
             .expected(format!("`{canonical}`"))
             .hint("the firewall, the database accounts and the lab compare addresses as written");
         }
-        self.unique_unicast(value, host, canonical, seen)
-            .map(|a| (a, None))
-    }
-
-    /// `address` of `host` if no other host has it and it is a unicast address.
-    fn unique_unicast(
-        &mut self,
-        value: &Sp<String>,
-        host: &str,
-        canonical: IpAddr,
-        seen: &mut BTreeMap<IpAddr, String>,
-    ) -> Option<IpAddr> {
+        if name.is_some() && canonical.is_loopback() {
+            self.warning(
+                value.position,
+                format!(
+                    "`{}` (the address of `{host}`) resolves to {canonical}, a loopback address",
+                    value.value
+                ),
+            )
+            .hint("the other tiers reach a host at its address, and its firewall rules and database accounts name it: /etc/hosts may map this machine's own name to 127.0.1.1");
+        }
         if let Some(other) = seen.get(&canonical) {
             let message = format!("address `{canonical}` is used by `{other}` and `{host}`");
             self.error(value.position, message)
@@ -159,7 +120,44 @@ impl Checker<'_, '_> {
             self.error(value.position, message)
                 .expected("a unicast address");
         }
-        Some(canonical)
+        Some((canonical, name))
+    }
+
+    /// Records where SSH reaches `name` (at `address` unless it has an `ssh_address`). Two hosts
+    /// at one SSH address and port, with the same jump hosts, are one host to ssh; equal
+    /// addresses are reported as such, so this speaks when an `ssh_address` makes them meet.
+    fn ssh_target(
+        &mut self,
+        targets: &mut SshTargets,
+        name: &str,
+        host: &raw::RawHost,
+        ssh: &Ssh,
+        address: IpAddr,
+    ) {
+        let target = (
+            ssh.address.unwrap_or(address),
+            ssh.address_port.unwrap_or(ssh.port),
+            ssh.jump.clone(),
+        );
+        let explicit = host.ssh_address.is_some();
+        match targets.get(&target) {
+            Some((other, other_explicit)) if explicit || *other_explicit => {
+                let message = format!(
+                    "`{other}` and `{name}` are both reached over SSH at {} port {}",
+                    target.0, target.1
+                );
+                let at = host
+                    .ssh_address
+                    .as_ref()
+                    .map_or(host.address.position, |a| a.position);
+                self.error(at, message)
+                    .expected("a different `ssh_address` or port for every host");
+            }
+            Some(_) => {}
+            None => {
+                targets.insert(target, (name.to_owned(), explicit));
+            }
+        }
     }
 
     /// A host's `ssh_address`: an IP address or DNS name, with a port after `:` when ssh
